@@ -1,0 +1,14 @@
+// Command berth is Berth's one binary: launched from Berth.app with no
+// arguments it is the menu-bar app; `berth daemon` is the same engine
+// headless; any other `berth <command>` is a client of a running engine.
+package main
+
+import (
+	"os"
+
+	"github.com/berth-dev/berth/app/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:]))
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs, on Debian 12 as root, every system package Berth's build and tests need.
+# Idempotent: when everything is present it returns in well under a second.
+set -euo pipefail
+
+pkgs=(
+  qemu-system-x86        # the QEMU backend's amd64 VMs
+  qemu-system-arm        # the arm64 guest path (what the Mac ships) under TCG
+  linux-image-cloud-amd64 # the guest kernel the tests boot
+  busybox-static         # test images are built from /bin/busybox
+  e2fsprogs              # e2fsck/debugfs judge every ext4 image
+  docker-registry        # a real registry server on loopback
+  skopeo                 # tarballs made by a tool nobody here wrote
+  tmux                   # the judge of the terminal model
+  cpio zstd curl ca-certificates
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup-linux: missing packages: ${missing[*]}; run this script as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The distribution registry package starts a system service on install; tests start their own
+# instances on free loopback ports, so the packaged one is not needed.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q docker-registry 2>/dev/null; then
+  systemctl stop docker-registry || true
+fi

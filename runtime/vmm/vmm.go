@@ -1,0 +1,99 @@
+// Package vmm is the seam between the container runtime and a hypervisor.
+//
+// A Backend boots one Linux VM per container from a kernel, an initramfs whose
+// /init is Berth's guest agent, and the container's ext4 root disk. The
+// runtime never talks to the hypervisor otherwise: the agent channel returned
+// by DialAgent (vsock port 1024 on Virtualization.framework, a virtio-serial
+// port under QEMU) carries everything else.
+//
+// Implementations: runtime/vmm/qemu (Linux, what every test boots) and
+// runtime/vmm/vz (macOS, Virtualization.framework).
+package vmm
+
+import (
+	"context"
+	"errors"
+	"net"
+)
+
+// AgentPort is the vsock port the guest agent listens on.
+const AgentPort = 1024
+
+// AgentSerialName is the name of the virtio-serial port that carries the
+// agent channel when vsock is not available.
+const AgentSerialName = "berth.agent"
+
+// Disk is one virtio-blk device, in guest order (vda, vdb, …).
+type Disk struct {
+	Path     string // raw image file
+	ReadOnly bool
+}
+
+// Config describes one VM. Paths are absolute.
+type Config struct {
+	ID        string // the container ID; names the VM and seeds its stable MAC
+	Arch      string // guest architecture, GOARCH spelling ("amd64", "arm64")
+	Kernel    string // kernel image (uncompressed arm64 Image for vz)
+	Initrd    string // initramfs with the agent as /init
+	Cmdline   string // kernel command line (the backend appends its console= setting)
+	CPUs      int
+	MemoryMiB int
+	Disks     []Disk
+	// StateDir is a per-VM directory the backend may use for sockets, pid
+	// files and the like. It exists before Start is called.
+	StateDir string
+	// ConsoleLog receives the guest's serial console (kernel messages).
+	ConsoleLog string
+	// MAC is the NIC's stable address ("02:…"); see StableMAC.
+	MAC string
+	// Rosetta shares Apple's Rosetta translator for linux/amd64 images on
+	// Apple silicon (vz only; other backends refuse it).
+	Rosetta bool
+}
+
+// Validate reports a Config that no backend could boot.
+func (c Config) Validate() error {
+	switch {
+	case c.ID == "":
+		return errors.New("vm config: empty ID")
+	case c.Kernel == "":
+		return errors.New("vm config: no kernel")
+	case c.Initrd == "":
+		return errors.New("vm config: no initramfs")
+	case c.CPUs < 1:
+		return errors.New("vm config: at least 1 CPU is needed")
+	case c.MemoryMiB < 64:
+		return errors.New("vm config: at least 64 MiB of memory is needed to boot a VM")
+	case c.StateDir == "":
+		return errors.New("vm config: no state directory")
+	}
+	return nil
+}
+
+// Backend starts VMs.
+type Backend interface {
+	// Name is a short identifier ("qemu", "vz").
+	Name() string
+	// Start boots the VM and returns once the hypervisor runs it (not once
+	// the guest is ready: use Machine.DialAgent for that).
+	Start(ctx context.Context, cfg Config) (Machine, error)
+}
+
+// Machine is one running VM.
+type Machine interface {
+	// DialAgent returns the agent channel, retrying until the guest listens
+	// or ctx ends. Under virtio-serial there is exactly one channel per VM
+	// boot; callers multiplex over it (gRPC does).
+	DialAgent(ctx context.Context) (net.Conn, error)
+	// Done is closed when the VM has stopped, for any reason.
+	Done() <-chan struct{}
+	// Err is why the VM stopped (nil for a clean guest power-off); valid
+	// after Done is closed.
+	Err() error
+	// Kill stops the VM at once (the guest gets no say). Graceful stops go
+	// through the agent's Shutdown call, after which the VM powers off.
+	Kill() error
+	// PID is the host process running the VM when there is one (QEMU), for
+	// reconciling after an engine crash; 0 otherwise.
+	PID() int
+}
