@@ -1,0 +1,108 @@
+package testimage
+
+import (
+	"archive/tar"
+	"errors"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+func TestBusyboxImageLayout(t *testing.T) {
+	img, err := BusyboxImage("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 2 {
+		t.Fatalf("layers: %d, %v", len(layers), err)
+	}
+	seen := func(i int) map[string]*tar.Header {
+		rc, err := layers[i].Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		m := map[string]*tar.Header{}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[h.Name] = h
+		}
+		return m
+	}
+	base, upper := seen(0), seen(1)
+	for _, p := range []string{"bin/busybox", "bin/sh", "etc/passwd", "etc/group", "tmp/", "etc/motd"} {
+		if base[p] == nil {
+			t.Errorf("base layer lacks %s", p)
+		}
+	}
+	if base["tmp/"].Mode&0o1777 != 0o1777 {
+		t.Errorf("/tmp mode %o", base["tmp/"].Mode)
+	}
+	if upper["hello.txt"] == nil || upper["etc/.wh.motd"] == nil {
+		t.Errorf("upper layer: %v", upper)
+	}
+	cf, _ := img.ConfigFile()
+	if cf.OS != "linux" || cf.Config.Cmd[0] != "sh" {
+		t.Errorf("config: %+v", cf)
+	}
+	again, _ := BusyboxImage("")
+	d1, _ := img.Digest()
+	d2, _ := again.Digest()
+	if d1 != d2 {
+		t.Errorf("not deterministic: %s vs %s", d1, d2)
+	}
+}
+
+func TestBusyboxBinaryUnknownArch(t *testing.T) {
+	if _, err := BusyboxBinary("s390x"); err == nil {
+		t.Fatal("want an error for an arch we cannot provide")
+	}
+}
+
+func TestRegistryPushAndAuth(t *testing.T) {
+	t.Parallel()
+	img, err := BusyboxImage("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, auth := range []bool{false, true} {
+		opts := RegistryOptions{}
+		if auth {
+			opts = RegistryOptions{Username: "berth", Password: "s3cret"}
+		}
+		r := Registry(t, opts)
+		full := r.Push(t, img, "busybox:latest")
+		ref, _ := name.ParseReference(full, name.Insecure)
+		got, err := remote.Image(ref, remote.WithAuth(r.Auth()))
+		if err != nil {
+			t.Fatalf("auth=%v: read back: %v", auth, err)
+		}
+		want, _ := img.Digest()
+		if d, _ := got.Digest(); d != want {
+			t.Fatalf("digest %s, want %s", d, want)
+		}
+		if auth {
+			_, err := remote.Image(ref, remote.WithAuth(authn.Anonymous))
+			var te *transport.Error
+			if !errors.As(err, &te) || te.StatusCode != 401 {
+				t.Fatalf("anonymous pull from an auth registry: %v", err)
+			}
+			if _, err := os.Stat(r.DockerConfig(t, "berth", "x") + "/config.json"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
