@@ -1,0 +1,103 @@
+package container
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/berth-dev/berth/runtime/portfwd"
+)
+
+// bucket holds one JSON record per container, keyed by ID.
+var bucket = []byte("containers")
+
+// recordVersion is bumped when record's meaning changes incompatibly.
+const recordVersion = 1
+
+// record is what survives an engine restart. It is written before every
+// state transition is acted on.
+type record struct {
+	Version int       `json:"version"`
+	ID      string    `json:"id"`
+	Name    string    `json:"name"` // without the leading "/"
+	Created time.Time `json:"created"`
+
+	// Config is the merged config (image defaults + request) the process
+	// runs with; HostConfig as requested.
+	Config     container.Config     `json:"config"`
+	HostConfig container.HostConfig `json:"hostConfig"`
+	ImageID    string               `json:"imageId"` // manifest digest
+	Arch       string               `json:"arch"`
+	Kernel     string               `json:"kernel,omitempty"` // per-container override
+	Path       string               `json:"path"`
+	Args       []string             `json:"args"`
+	CPUs       int                  `json:"cpus"`
+	MemoryMiB  int                  `json:"memoryMiB"`
+	Ports      []portfwd.Binding    `json:"ports,omitempty"`
+
+	State        container.ContainerState `json:"state"`
+	ExitCode     int                      `json:"exitCode"`
+	Error        string                   `json:"error,omitempty"`
+	StartedAt    time.Time                `json:"startedAt"`
+	FinishedAt   time.Time                `json:"finishedAt"`
+	VMPID        int                      `json:"vmPid,omitempty"` // host process running the VM
+	GuestPID     int                      `json:"guestPid,omitempty"`
+	IP           string                   `json:"ip,omitempty"`
+	Gateway      string                   `json:"gateway,omitempty"`
+	PrefixLen    int                      `json:"prefixLen,omitempty"`
+	RestartCount int                      `json:"restartCount"`
+	// HasBeenStarted: the restart policy only applies to containers that
+	// ran once. ManuallyStopped: stopped by the user (unless-stopped).
+	HasBeenStarted  bool `json:"hasBeenStarted"`
+	ManuallyStopped bool `json:"manuallyStopped"`
+}
+
+func (m *Manager) put(r *record) error {
+	r.Version = recordVersion
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return m.cfg.DB.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucket)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(r.ID), data)
+	})
+}
+
+func (m *Manager) del(id string) error {
+	return m.cfg.DB.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+func (m *Manager) loadAll() ([]*record, error) {
+	var out []*record
+	err := m.cfg.DB.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucket)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			r := new(record)
+			if err := json.Unmarshal(v, r); err != nil {
+				return fmt.Errorf("container record %s is corrupt: %w", k, err)
+			}
+			if r.Version > recordVersion {
+				return fmt.Errorf("container record %s has version %d, newer than this Berth (%d): upgrade Berth", k, r.Version, recordVersion)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
