@@ -18,10 +18,10 @@ import (
 
 // Options select what Check loads.
 type Options struct {
-	Dir      string   // working directory for `go list` ("" = current)
-	GOARCH   string   // arm64 or amd64
-	Patterns []string // package patterns, e.g. ./...
-	Env      []string // extra environment (tests use it for GOFLAGS and the like)
+	Dir      string                    // working directory for `go list` ("" = current)
+	GOARCH   string                    // arm64 or amd64
+	Patterns []string                  // package patterns, e.g. ./...
+	Env      []string                  // extra environment (tests use it for GOFLAGS and the like)
 	Own      func(pkgPath string) bool // which packages to report on; nil = the main module's
 }
 
@@ -52,12 +52,6 @@ func Check(opt Options) (*Result, error) {
 	if len(roots) == 0 {
 		return nil, errors.New("no packages matched")
 	}
-	var mainMod string
-	for _, p := range roots {
-		if p.Module != nil && p.Module.Main {
-			mainMod = p.Module.Path
-		}
-	}
 
 	// Dependency order: packages.Visit's post-order puts every package after its imports.
 	var order []*packages.Package
@@ -77,7 +71,6 @@ func Check(opt Options) (*Result, error) {
 	for _, p := range order {
 		c.done[p.ID] = make(chan struct{})
 	}
-	_ = mainMod
 
 	// Check packages concurrently; each waits for its imports first. The
 	// post-order guarantees that starting goroutines in slice order with a
@@ -97,9 +90,6 @@ func Check(opt Options) (*Result, error) {
 			}
 			c.checkPackage(p)
 		}(p)
-		// Release the slot-holder ordering concern: a goroutine waiting on its
-		// imports holds a slot, but its imports were scheduled earlier and
-		// therefore either finished or hold slots of their own.
 	}
 	wg.Wait()
 	sort.Strings(c.result.Errors)
