@@ -12,9 +12,9 @@ type Entry struct {
 	Line   []byte
 }
 
-// ReadOptions select entries. The zero value reads everything once.
+// ReadOptions select entries.
 type ReadOptions struct {
-	Tail   int // the last Tail entries only; < 0 means all
+	Tail   int // the last Tail entries only; negative means all (Docker's --tail all), 0 none
 	Since  time.Time
 	Until  time.Time
 	Follow bool // keep reading new entries until ctx ends or the writer is closed for good
