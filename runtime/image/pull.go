@@ -1,0 +1,351 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+)
+
+// PullOptions tune Pull.
+type PullOptions struct {
+	// Platform selects from a multi-platform index; nil means DefaultPlatform.
+	// When set explicitly, a single-platform image of another platform is refused.
+	Platform *v1.Platform
+	Progress ProgressFunc
+}
+
+// Pull fetches ref from its registry into the store and tags it (when ref
+// is a tag). Layers already present are skipped, so a pull that was
+// interrupted resumes where it stopped; layers download in parallel, each
+// into a temp file that becomes visible only once verified.
+func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Record, error) {
+	ref, err := ParseRef(refStr)
+	if err != nil {
+		return nil, err
+	}
+	plat := DefaultPlatform()
+	if opts.Platform != nil {
+		plat = *opts.Platform
+	}
+	rep := newReporter(opts.Progress)
+	s.gc.RLock()
+	defer s.gc.RUnlock()
+
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(s.keychain()),
+		remote.WithTransport(s.transport()),
+		remote.WithPlatform(plat),
+		remote.WithUserAgent("berth"),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 3}),
+	}
+	desc, err := remote.Get(ref, ropts...)
+	if err != nil {
+		return nil, registryError(ctx, ref, err)
+	}
+	var img v1.Image
+	switch desc.MediaType {
+	case types.OCIImageIndex, types.DockerManifestList:
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, registryError(ctx, ref, err)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, registryError(ctx, ref, err)
+		}
+		var pick *v1.Descriptor
+		var avail []string
+		for i, m := range im.Manifests {
+			if m.Platform == nil {
+				continue
+			}
+			avail = append(avail, m.Platform.String())
+			if pick == nil && m.Platform.Satisfies(plat) && isImageManifest(m.MediaType) {
+				pick = &im.Manifests[i]
+			}
+		}
+		if pick == nil {
+			return nil, fmt.Errorf("%s has no image for %s (it has: %s); choose one with --platform", ref, plat.String(), strings.Join(avail, ", "))
+		}
+		img, err = idx.Image(pick.Digest)
+		if err != nil {
+			return nil, registryError(ctx, ref, err)
+		}
+	case types.DockerManifestSchema2, types.OCIManifestSchema1:
+		img, err = desc.Image()
+		if err != nil {
+			return nil, registryError(ctx, ref, err)
+		}
+	default:
+		return nil, fmt.Errorf("%s: unsupported manifest media type %q (Berth reads OCI and Docker schema 2 images)", ref, desc.MediaType)
+	}
+
+	rawManifest, err := img.RawManifest()
+	if err != nil {
+		return nil, registryError(ctx, ref, err)
+	}
+	mf, err := v1.ParseManifest(strings.NewReader(string(rawManifest)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: corrupt manifest: %s", ref, oneLine(err.Error()))
+	}
+	if err := checkManifest(mf); err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	rawConfig, err := img.RawConfigFile()
+	if err != nil {
+		return nil, registryError(ctx, ref, err)
+	}
+	cf, err := checkConfig(rawConfig, mf)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	if opts.Platform != nil && desc.MediaType != types.OCIImageIndex && desc.MediaType != types.DockerManifestList {
+		if got := configPlatform(cf); !got.Satisfies(plat) {
+			return nil, fmt.Errorf("%s is a %s image, not %s", ref, got.String(), plat.String())
+		}
+	}
+	mdigest, err := img.Digest()
+	if err != nil {
+		return nil, registryError(ctx, ref, err)
+	}
+
+	// Layers, in parallel, skipping what is already here.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.jobs())
+	seen := map[v1.Hash]bool{}
+	for _, l := range mf.Layers {
+		if seen[l.Digest] {
+			continue
+		}
+		seen[l.Digest] = true
+		id := shortID(l.Digest.Hex)
+		if s.blobs.has(l.Digest) {
+			rep.emit(Event{ID: id, Status: StatusExists})
+			continue
+		}
+		rep.emit(Event{ID: id, Status: StatusWaiting, Total: l.Size})
+		l := l
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			layer, err := img.LayerByDigest(l.Digest)
+			if err != nil {
+				return err
+			}
+			rc, err := layer.Compressed()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			if err := s.blobs.put(rc, l.Digest, l.Size, rep.bytes(id, StatusDownloading, l.Size)); err != nil {
+				return fmt.Errorf("layer %s: %w", id, err)
+			}
+			rep.emit(Event{ID: id, Status: StatusDownloadComplete, Current: l.Size, Total: l.Size})
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, registryError(ctx, ref, err)
+	}
+	if _, err := s.blobs.putBytes(rawConfig); err != nil {
+		return nil, err
+	}
+	if _, err := s.blobs.putBytes(rawManifest); err != nil {
+		return nil, err
+	}
+	rec := newRecord(mdigest, mf, cf, int64(len(rawManifest)))
+	rec.Source = ref.String()
+	rec.RepoDigests = []string{ref.Context().Name() + "@" + desc.Digest.String()}
+	var refs []string
+	if t, ok := ref.(name.Tag); ok {
+		refs = []string{canonical(t)}
+	}
+	if err := s.addImage(rec, refs); err != nil {
+		return nil, err
+	}
+	for l := range seen {
+		rep.emit(Event{ID: shortID(l.Hex), Status: StatusPullComplete})
+	}
+	return rec, nil
+}
+
+func isImageManifest(mt types.MediaType) bool {
+	return mt == types.OCIManifestSchema1 || mt == types.DockerManifestSchema2
+}
+
+// newRecord builds the record for a manifest whose blobs are all stored.
+func newRecord(d v1.Hash, mf *v1.Manifest, cf *v1.ConfigFile, manifestSize int64) *Record {
+	mt := mf.MediaType
+	if mt == "" {
+		mt = types.OCIManifestSchema1
+	}
+	rec := &Record{
+		Digest:    d,
+		MediaType: mt,
+		Config:    mf.Config.Digest,
+		Platform:  configPlatform(cf),
+		Size:      manifestSize + mf.Config.Size,
+		Created:   cf.Created.Time,
+		Added:     time.Now().UTC(),
+	}
+	for i, l := range mf.Layers {
+		rec.Layers = append(rec.Layers, LayerRecord{Digest: l.Digest, DiffID: cf.RootFS.DiffIDs[i], Size: l.Size, MediaType: l.MediaType})
+		rec.Size += l.Size
+	}
+	return rec
+}
+
+func configPlatform(cf *v1.ConfigFile) v1.Platform {
+	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
+	if p.OS == "" {
+		p.OS = "linux"
+	}
+	return p
+}
+
+// supported layer media types: tar, gzip'd tar, zstd'd tar (OCI and Docker names).
+var layerTypes = map[types.MediaType]bool{
+	types.OCILayer:                true,
+	types.OCILayerZStd:            true,
+	types.OCIUncompressedLayer:    true,
+	types.DockerLayer:             true,
+	types.DockerUncompressedLayer: true,
+}
+
+// checkManifest refuses manifests Berth cannot turn into a root filesystem.
+func checkManifest(mf *v1.Manifest) error {
+	if mf.SchemaVersion != 2 {
+		return fmt.Errorf("unsupported manifest schema version %d (Berth reads schema 2)", mf.SchemaVersion)
+	}
+	switch mf.Config.MediaType {
+	case types.OCIConfigJSON, types.DockerConfigJSON:
+	default:
+		return fmt.Errorf("unsupported config media type %q (not a container image?)", mf.Config.MediaType)
+	}
+	if err := checkDigest(mf.Config.Digest); err != nil {
+		return err
+	}
+	for _, l := range mf.Layers {
+		if !layerTypes[l.MediaType] {
+			return fmt.Errorf("unsupported layer media type %q", l.MediaType)
+		}
+		if err := checkDigest(l.Digest); err != nil {
+			return err
+		}
+		if l.Size < 0 {
+			return fmt.Errorf("layer %s has a negative size", l.Digest)
+		}
+	}
+	return nil
+}
+
+func checkDigest(d v1.Hash) error {
+	if d.Algorithm != "sha256" || !validHex(d.Hex) {
+		return fmt.Errorf("unsupported digest %q (only sha256 is supported)", d.String())
+	}
+	return nil
+}
+
+// checkConfig parses the config and checks it matches the manifest.
+func checkConfig(raw []byte, mf *v1.Manifest) (*v1.ConfigFile, error) {
+	d, _, err := v1.SHA256(strings.NewReader(string(raw)))
+	if err != nil {
+		return nil, err
+	}
+	if d != mf.Config.Digest {
+		return nil, fmt.Errorf("digest mismatch: config hashes to %s, the manifest says %s", d, mf.Config.Digest)
+	}
+	cf, err := v1.ParseConfigFile(strings.NewReader(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("corrupt image config: %s", oneLine(err.Error()))
+	}
+	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
+		return nil, fmt.Errorf("corrupt image: config lists %d layers, manifest %d", len(cf.RootFS.DiffIDs), len(mf.Layers))
+	}
+	for _, d := range cf.RootFS.DiffIDs {
+		if err := checkDigest(d); err != nil {
+			return nil, err
+		}
+	}
+	return cf, nil
+}
+
+// transport refuses plain HTTP to anything but loopback: go-containerregistry
+// would otherwise fall back to HTTP for private-range addresses too.
+func (s *Store) transport() http.RoundTripper {
+	base := s.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return loopbackOnlyHTTP{base}
+}
+
+type loopbackOnlyHTTP struct{ base http.RoundTripper }
+
+func (t loopbackOnlyHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !isLoopback(req.URL.Host) {
+		return nil, fmt.Errorf("refusing plain HTTP to %s: only registries on this machine (loopback) may be used without TLS", req.URL.Host)
+	}
+	return t.base.RoundTrip(req)
+}
+
+// registryError turns go-containerregistry's errors into one line saying
+// what went wrong and what to do.
+func registryError(ctx context.Context, ref name.Reference, err error) error {
+	host := ref.Context().RegistryStr()
+	if ctx.Err() != nil {
+		return fmt.Errorf("pull of %s interrupted: %w", ref, ctx.Err())
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch {
+		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden:
+			return fmt.Errorf("registry %s refused access to %s (HTTP %d): wrong or missing credentials; log in with `docker login %s` (Berth reads $DOCKER_CONFIG or ~/.docker/config.json)", host, ref.Context().RepositoryStr(), te.StatusCode, host)
+		case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode):
+			return fmt.Errorf("%s not found on registry %s: check the name and tag", ref, host)
+		case hasCode(te, transport.BlobUnknownErrorCode):
+			return fmt.Errorf("registry %s lacks a blob of %s (%s)", host, ref, oneLine(te.Error()))
+		}
+		return fmt.Errorf("registry %s: %s", host, oneLine(te.Error()))
+	}
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &oe) || errors.As(err, &ne) {
+		return fmt.Errorf("cannot reach registry %s: %s; check the name and that it is running", host, oneLine(rootCause(err).Error()))
+	}
+	return fmt.Errorf("pull %s: %s", ref, oneLine(err.Error()))
+}
+
+func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
+	for _, d := range te.Errors {
+		for _, c := range codes {
+			if d.Code == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
