@@ -19,10 +19,10 @@ import (
 
 // Error kinds, for errors.Is: the API maps them to HTTP status codes.
 var (
-	ErrNotFound       = errors.New("not found")       // 404
-	ErrConflict       = errors.New("conflict")        // 409 (name in use, container running, …)
+	ErrNotFound       = errors.New("not found")        // 404
+	ErrConflict       = errors.New("conflict")         // 409 (name in use, container running, …)
 	ErrInvalid        = errors.New("invalid argument") // 400
-	ErrNotImplemented = errors.New("not supported")   // 501
+	ErrNotImplemented = errors.New("not supported")    // 501
 	ErrNotRunning     = errors.New("container is not running")
 )
 

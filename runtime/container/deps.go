@@ -58,8 +58,8 @@ type GuestSetup struct {
 
 // GuestInfo is what the agent reports after setup.
 type GuestInfo struct {
-	IP      string // the container's own address (eth0), "" without network
-	Gateway string
+	IP        string // the container's own address (eth0), "" without network
+	Gateway   string
 	PrefixLen int
 }
 

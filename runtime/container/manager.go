@@ -34,7 +34,9 @@ type Config struct {
 	// KillStale kills a VM process left over by a crashed engine, given
 	// the PID and the VM's state directory (the backend's stale-pid helper).
 	KillStale func(pid int, stateDir string) error
-	Log       *slog.Logger
+	// BootTimeout bounds the wait for the agent (DefaultBootTimeout if 0).
+	BootTimeout time.Duration
+	Log         *slog.Logger
 }
 
 // Manager owns every container of one engine.
@@ -89,7 +91,9 @@ func (m *Manager) Restart(ctx context.Context, ref string, opts StopOptions) err
 }
 
 // Kill is POST /containers/{id}/kill ("" = SIGKILL; names or numbers).
-func (m *Manager) Kill(ctx context.Context, ref, signal string) error { return m.kill(ctx, ref, signal) }
+func (m *Manager) Kill(ctx context.Context, ref, signal string) error {
+	return m.kill(ctx, ref, signal)
+}
 
 // Remove is DELETE /containers/{id}.
 func (m *Manager) Remove(ctx context.Context, ref string, opts RemoveOptions) error {

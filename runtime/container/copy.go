@@ -1,0 +1,179 @@
+package container
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+)
+
+func diskUsage(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				if st, ok := info.Sys().(*syscall.Stat_t); ok {
+					n += int64(st.Blocks) * 512
+				} else {
+					n += info.Size()
+				}
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func cleanContainerPath(p string) (string, error) {
+	if p == "" {
+		return "", fmt.Errorf("%w: empty path", ErrInvalid)
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return path.Clean(p), nil
+}
+
+func (m *Manager) statPath(ctx context.Context, ref, p string) (container.PathStat, error) {
+	p, err := cleanContainerPath(p)
+	if err != nil {
+		return container.PathStat{}, err
+	}
+	_, rn, err := m.running(ref)
+	if err != nil {
+		return container.PathStat{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(rn.guest.CopyOut(ctx, p, pw)) }()
+	defer pr.Close()
+	h, err := tar.NewReader(pr).Next()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: no such file or directory in the container: %s", ErrNotFound, p)
+		}
+		return container.PathStat{}, err
+	}
+	return container.PathStat{Name: path.Base(p), Size: h.Size, Mode: h.FileInfo().Mode(), Mtime: h.ModTime, LinkTarget: h.Linkname}, nil
+}
+
+func (m *Manager) copyFrom(ctx context.Context, ref, p string, w io.Writer) error {
+	p, err := cleanContainerPath(p)
+	if err != nil {
+		return err
+	}
+	c, rn, err := m.running(ref)
+	if err != nil {
+		return fmt.Errorf("%w (copying from a stopped container is not supported yet: start it first)", err)
+	}
+	if err := rn.guest.CopyOut(ctx, p, w); err != nil {
+		return err
+	}
+	m.emit(events.ActionArchivePath, c, map[string]string{"path": p})
+	return nil
+}
+
+// copyTo checks the whole archive on the host before anything reaches the
+// container: an entry that would escape the destination is refused and
+// nothing is extracted.
+func (m *Manager) copyTo(ctx context.Context, ref, dir string, archive io.Reader, o CopyToOptions) error {
+	dir, err := cleanContainerPath(dir)
+	if err != nil {
+		return err
+	}
+	c, rn, err := m.running(ref)
+	if err != nil {
+		return fmt.Errorf("%w (copying into a stopped container is not supported yet: start it first)", err)
+	}
+	tmpDir := m.cfg.Root.Tmp()
+	os.MkdirAll(tmpDir, 0o700)
+	spool, err := os.CreateTemp(tmpDir, "copy-*.tar")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+	tr := tar.NewReader(archive)
+	tw := tar.NewWriter(spool)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: the archive is not a valid tar: %v", ErrInvalid, err)
+		}
+		if err := safeEntry(h); err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if err := rn.guest.CopyIn(ctx, dir, spool); err != nil {
+		return err
+	}
+	m.emit(events.ActionExtractToDir, c, map[string]string{"path": dir})
+	return nil
+}
+
+// safeEntry refuses names and hard-link targets that leave the destination.
+func safeEntry(h *tar.Header) error {
+	bad := func(what, p string) error {
+		return fmt.Errorf("%w: refusing archive entry %q: %s %q points outside the destination directory", ErrInvalid, h.Name, what, p)
+	}
+	if escapes(h.Name) {
+		return bad("path", h.Name)
+	}
+	if h.Typeflag == tar.TypeLink && escapes(h.Linkname) {
+		return bad("hard link", h.Linkname)
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo, tar.TypeChar, tar.TypeBlock,
+		tar.TypeXHeader, tar.TypeXGlobalHeader, tar.TypeGNULongName, tar.TypeGNULongLink:
+		return nil
+	case tar.TypeRegA:
+		return nil
+	}
+	return fmt.Errorf("%w: archive entry %q has unsupported type %q", ErrInvalid, h.Name, h.Typeflag)
+}
+
+func escapes(p string) bool {
+	if strings.HasPrefix(p, "/") {
+		p = strings.TrimLeft(p, "/") // absolute names are taken relative to the destination, like tar does
+	}
+	c := path.Clean(p)
+	return c == ".." || strings.HasPrefix(c, "../")
+}
+
+func (m *Manager) export(ctx context.Context, ref string, w io.Writer) error {
+	c, rn, err := m.running(ref)
+	if err != nil {
+		return fmt.Errorf("%w (exporting a stopped container is not supported yet: start it first)", err)
+	}
+	if err := rn.guest.CopyOut(ctx, "/", w); err != nil {
+		return err
+	}
+	m.emit(events.ActionExport, c, nil)
+	return nil
+}
