@@ -1,0 +1,315 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/jsonstream"
+)
+
+func (s *Server) imageRoutes() {
+	s.handle("GET /images/json", s.imageList)
+	s.handle("POST /images/create", s.imagePull)
+	s.handle("POST /images/load", s.imageLoad)
+	s.handle("GET /images/get", s.imageSave)
+	s.handle("POST /images/prune", s.imagePrune)
+	s.handle("GET /images/search", func(w http.ResponseWriter, r *http.Request) error {
+		return notImplemented("docker search is not supported by Berth: search your registry's web UI")
+	})
+	s.handle("POST /build", func(w http.ResponseWriter, r *http.Request) error {
+		return notImplemented("docker build is not supported by Berth yet: build with another tool and `docker load` the result")
+	})
+	// Image names contain slashes, so /images/{name}/json and friends are
+	// split by hand.
+	s.handle("GET /images/{rest...}", s.imageByName)
+	s.handle("POST /images/{rest...}", s.imageByName)
+	s.handle("DELETE /images/{rest...}", s.imageRemove)
+}
+
+func (s *Server) images() (Images, error) {
+	if s.b.Images == nil {
+		return nil, notImplemented("this engine has no image store")
+	}
+	return s.b.Images, nil
+}
+
+func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) error {
+	rest := r.PathValue("rest")
+	i := strings.LastIndex(rest, "/")
+	if i <= 0 {
+		return notFound("page not found: %s /images/%s", r.Method, rest)
+	}
+	name, op := rest[:i], rest[i+1:]
+	switch {
+	case r.Method == http.MethodGet && op == "json":
+		return s.imageInspect(w, r, name)
+	case r.Method == http.MethodGet && op == "history":
+		return s.imageHistory(w, r, name)
+	case r.Method == http.MethodGet && op == "get":
+		return s.saveImages(w, r, []string{name})
+	case r.Method == http.MethodPost && op == "tag":
+		return s.imageTag(w, r, name)
+	case r.Method == http.MethodPost && op == "push":
+		return notImplemented("docker push is not supported by Berth yet")
+	}
+	return notFound("page not found: %s /images/%s", r.Method, rest)
+}
+
+func (s *Server) imageList(w http.ResponseWriter, r *http.Request) error {
+	is, err := s.images()
+	if err != nil {
+		return err
+	}
+	all, err := boolParam(r, "all")
+	if err != nil {
+		return err
+	}
+	f, err := parseFilters(r)
+	if err != nil {
+		return err
+	}
+	if err := checkFilterTerms(f, "dangling", "label", "reference", "before", "since", "until"); err != nil {
+		return err
+	}
+	list, err := is.List(r.Context(), all, f)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []image.Summary{}
+	}
+	return writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name string) error {
+	is, err := s.images()
+	if err != nil {
+		return err
+	}
+	resp, err := is.Inspect(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name string) error {
+	is, err := s.images()
+	if err != nil {
+		return err
+	}
+	h, err := is.History(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if h == nil {
+		h = []image.HistoryResponseItem{}
+	}
+	return writeJSON(w, http.StatusOK, h)
+}
+
+func (s *Server) imageTag(w http.ResponseWriter, r *http.Request, name string) error {
+	is, err := s.images()
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	repo, tag := q.Get("repo"), q.Get("tag")
+	if repo == "" {
+		return badRequest("repository name (repo) is required to tag an image")
+	}
+	target := repo
+	if tag != "" {
+		target += ":" + tag
+	}
+	if err := is.Tag(r.Context(), name, target); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func (s *Server) imageRemove(w http.ResponseWriter, r *http.Request) error {
+	is, err := s.images()
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("rest")
+	force, err := boolParam(r, "force")
+	if err != nil {
+		return err
+	}
+	noprune, err := boolParam(r, "noprune")
+	if err != nil {
+		return err
+	}
+	resp, err := is.Remove(r.Context(), name, force, noprune)
+	if err != nil {
+		return err
+	}
+	if resp == nil {
+		resp = []image.DeleteResponse{}
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) imagePrune(w http.ResponseWriter, r *http.Request) error {
+	is, err := s.images()
+	if err != nil {
+		return err
+	}
+	f, err := parseFilters(r)
+	if err != nil {
+		return err
+	}
+	if err := checkFilterTerms(f, "dangling", "label", "label!", "until"); err != nil {
+		return err
+	}
+	dangling := true
+	if vals, ok := f["dangling"]; ok {
+		for _, v := range vals {
+			switch strings.ToLower(v) {
+			case "false", "0":
+				dangling = false
+			case "true", "1":
+			default:
+				return badRequest("invalid filter 'dangling=%s': expected true or false", v)
+			}
+		}
+		delete(f, "dangling")
+	}
+	rep, err := is.Prune(r.Context(), dangling, f)
+	if err != nil {
+		return err
+	}
+	if rep.ImagesDeleted == nil {
+		rep.ImagesDeleted = []image.DeleteResponse{}
+	}
+	return writeJSON(w, http.StatusOK, rep)
+}
+
+// progressStream writes jsonstream messages as the body of a 200 response,
+// flushing each, after the first message (or the end) commits the status.
+// Errors that happen before anything was written still become a proper
+// HTTP error status.
+type progressStream struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	mu      sync.Mutex
+	started bool
+	broken  bool
+}
+
+func newProgressStream(w http.ResponseWriter) *progressStream {
+	return &progressStream{w: w, rc: http.NewResponseController(w)}
+}
+
+func (p *progressStream) start() {
+	if !p.started {
+		p.started = true
+		p.w.Header().Set("Content-Type", "application/json")
+		p.w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (p *progressStream) send(m jsonstream.Message) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.broken {
+		return
+	}
+	p.start()
+	b, _ := json.Marshal(m)
+	if _, err := p.w.Write(append(b, '\n')); err != nil {
+		p.broken = true // the client went away; the operation's ctx ends too
+		return
+	}
+	p.rc.Flush()
+}
+
+// finish ends the stream: an error goes into the stream if it had started,
+// else it is returned for the usual JSON error response.
+func (p *progressStream) finish(err error) error {
+	p.mu.Lock()
+	started := p.started
+	p.mu.Unlock()
+	if err == nil {
+		p.mu.Lock()
+		p.start()
+		p.mu.Unlock()
+		return nil
+	}
+	if !started {
+		return err
+	}
+	p.send(jsonstream.Message{Error: &jsonstream.Error{Message: err.Error()}})
+	return nil
+}
+
+func (s *Server) imagePull(w http.ResponseWriter, r *http.Request) error {
+	is, err := s.images()
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if q.Get("fromSrc") != "" {
+		return notImplemented("docker import is not supported by Berth yet: use docker load with an image tarball")
+	}
+	ref := q.Get("fromImage")
+	if ref == "" {
+		return badRequest("fromImage is required (the image to pull)")
+	}
+	if tag := q.Get("tag"); tag != "" {
+		if strings.HasPrefix(tag, "sha256:") {
+			ref += "@" + tag
+		} else {
+			ref += ":" + tag
+		}
+	}
+	ps := newProgressStream(w)
+	err = is.Pull(r.Context(), ref, q.Get("platform"), ps.send)
+	return ps.finish(err)
+}
+
+func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) error {
+	is, err := s.images()
+	if err != nil {
+		return err
+	}
+	ps := newProgressStream(w)
+	err = is.Load(r.Context(), r.Body, ps.send)
+	return ps.finish(err)
+}
+
+func (s *Server) imageSave(w http.ResponseWriter, r *http.Request) error {
+	names := r.URL.Query()["names"]
+	if len(names) == 0 {
+		return badRequest("no image names given to save (names=...)")
+	}
+	return s.saveImages(w, r, names)
+}
+
+func (s *Server) saveImages(w http.ResponseWriter, r *http.Request, names []string) error {
+	is, err := s.images()
+	if err != nil {
+		return err
+	}
+	// Resolve every name first so a typo is a 404, not a truncated tarball.
+	for _, n := range names {
+		if _, err := is.Inspect(r.Context(), n); err != nil {
+			return err
+		}
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.WriteHeader(http.StatusOK)
+	if err := is.Save(r.Context(), names, w); err != nil {
+		// Headers are gone; abort the connection so the client sees a
+		// broken transfer instead of a short but well-formed tarball.
+		s.opts.Logf("api: image save %v: %v", names, err)
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}

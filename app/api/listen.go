@@ -1,0 +1,110 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ListenUnix opens the engine's unix socket at path so that no client ever
+// sees it with a mode wider than 0600: the socket is bound under a temporary
+// name, chmod'ed, and only then renamed into place (rename is atomic, and the
+// data root itself is 0700).
+//
+// A socket that answers belongs to another running engine: ListenUnix refuses
+// rather than stealing it. A socket nobody answers on is a leftover of an
+// engine that died and is removed. A non-socket file at path is never touched.
+func ListenUnix(path string) (net.Listener, error) {
+	if err := checkSocketFree(path); err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.%d.tmp", filepath.Base(path), os.Getpid()))
+	_ = os.Remove(tmp)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	// The listener would unlink the temporary name on Close; the socket lives
+	// under the final name, which unixListener.Close removes itself.
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("chmod engine socket: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("publish engine socket %s: %w", path, err)
+	}
+	ul := &unixListener{UnixListener: l, path: path}
+	if fi, err := os.Stat(path); err == nil {
+		ul.id, _ = fi.Sys().(*syscall.Stat_t)
+	}
+	return ul, nil
+}
+
+// unixListener removes its socket file on Close, but only if the file is still
+// the one it created (a second engine started after a crash may own it now).
+type unixListener struct {
+	*net.UnixListener
+	path string
+	id   *syscall.Stat_t
+}
+
+func (l *unixListener) Close() error {
+	if fi, err := os.Lstat(l.path); err == nil && l.id != nil {
+		if cur, ok := fi.Sys().(*syscall.Stat_t); ok && cur.Ino == l.id.Ino && cur.Dev == l.id.Dev {
+			os.Remove(l.path)
+		}
+	}
+	return l.UnixListener.Close()
+}
+
+// checkSocketFree returns nil when path does not exist or was a stale socket
+// (which it removes).
+func checkSocketFree(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("engine socket %s: %w", path, err)
+	}
+	if fi.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket; move it away and start the engine again", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("another Berth engine is already serving on %s (stop it first, or use another --data-root)", path)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale engine socket %s: %w", path, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("engine socket %s exists but cannot be checked: %w", path, err)
+}
+
+// ListenTCP listens on a tcp:// address. The Docker API gives whoever can
+// reach it root-equivalent control of every container, so this is only ever
+// done on an explicit request, and the caller warns.
+func ListenTCP(hostURL string) (net.Listener, error) {
+	addr, ok := strings.CutPrefix(hostURL, "tcp://")
+	if !ok || addr == "" {
+		return nil, fmt.Errorf("--host %q: expected tcp://HOST:PORT", hostURL)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", hostURL, err)
+	}
+	return l, nil
+}
