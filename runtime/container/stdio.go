@@ -153,43 +153,48 @@ func ParseDetachKeys(s string) ([]byte, error) {
 
 // detachReader passes bytes through until the key sequence is typed.
 type detachReader struct {
-	r       io.Reader
-	keys    []byte
-	matched int
-	pending []byte
+	r        io.Reader
+	keys     []byte
+	matched  int
+	pending  []byte
+	detached bool
+	err      error
 }
 
 var errDetachSeq = ErrDetached
 
 func (d *detachReader) Read(p []byte) (int, error) {
-	if len(d.pending) > 0 {
-		n := copy(p, d.pending)
-		d.pending = d.pending[n:]
-		return n, nil
-	}
-	buf := make([]byte, len(p))
-	n, err := d.r.Read(buf)
-	out := p[:0]
-	for _, b := range buf[:n] {
-		if len(d.keys) > 0 && b == d.keys[d.matched] {
-			d.matched++
-			if d.matched == len(d.keys) {
-				return len(out), errDetachSeq
+	for len(d.pending) == 0 {
+		if d.detached {
+			return 0, errDetachSeq
+		}
+		if d.err != nil {
+			return 0, d.err
+		}
+		buf := make([]byte, len(p))
+		n, err := d.r.Read(buf)
+		d.err = err
+		for _, b := range buf[:n] {
+			if d.detached {
+				break
 			}
-			continue
+			if len(d.keys) > 0 && b == d.keys[d.matched] {
+				d.matched++
+				if d.matched == len(d.keys) {
+					d.detached = true
+				}
+				continue
+			}
+			if d.matched > 0 {
+				d.pending = append(d.pending, d.keys[:d.matched]...)
+				d.matched = 0
+			}
+			d.pending = append(d.pending, b)
 		}
-		if d.matched > 0 {
-			d.pending = append(d.pending, d.keys[:d.matched]...)
-			d.matched = 0
-		}
-		d.pending = append(d.pending, b)
 	}
-	m := copy(p, d.pending)
-	d.pending = d.pending[m:]
-	if len(d.pending) > 0 {
-		return m, nil
-	}
-	return m, err
+	n := copy(p, d.pending)
+	d.pending = d.pending[n:]
+	return n, nil
 }
 
 func (m *Manager) attach(ctx context.Context, ref string, o AttachOptions) (*Attachment, error) {
