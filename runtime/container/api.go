@@ -10,6 +10,7 @@ package container
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -109,3 +110,17 @@ func (a *Attachment) Close() { a.stop() }
 // ErrDetached is returned by Attachment.Wait and ExecStart when the client
 // typed the detach key sequence.
 var ErrDetached = errors.New("detached")
+
+// kindError is an error of one of the kinds above whose message does not
+// repeat the kind ("no such container: web", not "not found: no such …").
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+func errf(kind error, format string, a ...any) error {
+	return &kindError{kind: kind, msg: fmt.Sprintf(format, a...)}
+}

@@ -36,7 +36,7 @@ func diskUsage(dir string) int64 {
 
 func cleanContainerPath(p string) (string, error) {
 	if p == "" {
-		return "", fmt.Errorf("%w: empty path", ErrInvalid)
+		return "", errf(ErrInvalid, "empty path")
 	}
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p
@@ -61,7 +61,7 @@ func (m *Manager) statPath(ctx context.Context, ref, p string) (container.PathSt
 	h, err := tar.NewReader(pr).Next()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			err = fmt.Errorf("%w: no such file or directory in the container: %s", ErrNotFound, p)
+			err = errf(ErrNotFound, "no such file or directory in the container: %s", p)
 		}
 		return container.PathStat{}, err
 	}
@@ -112,7 +112,7 @@ func (m *Manager) copyTo(ctx context.Context, ref, dir string, archive io.Reader
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%w: the archive is not a valid tar: %v", ErrInvalid, err)
+			return errf(ErrInvalid, "the archive is not a valid tar: %v", err)
 		}
 		if err := safeEntry(h); err != nil {
 			return err
@@ -140,7 +140,7 @@ func (m *Manager) copyTo(ctx context.Context, ref, dir string, archive io.Reader
 // safeEntry refuses names and hard-link targets that leave the destination.
 func safeEntry(h *tar.Header) error {
 	bad := func(what, p string) error {
-		return fmt.Errorf("%w: refusing archive entry %q: %s %q points outside the destination directory", ErrInvalid, h.Name, what, p)
+		return errf(ErrInvalid, "refusing archive entry %q: %s %q points outside the destination directory", h.Name, what, p)
 	}
 	if escapes(h.Name) {
 		return bad("path", h.Name)
@@ -155,7 +155,7 @@ func safeEntry(h *tar.Header) error {
 	case tar.TypeRegA:
 		return nil
 	}
-	return fmt.Errorf("%w: archive entry %q has unsupported type %q", ErrInvalid, h.Name, h.Typeflag)
+	return errf(ErrInvalid, "archive entry %q has unsupported type %q", h.Name, h.Typeflag)
 }
 
 func escapes(p string) bool {

@@ -30,10 +30,10 @@ func (m *Manager) execCreate(ctx context.Context, ref string, req container.Exec
 		return "", err
 	}
 	if len(req.Cmd) == 0 {
-		return "", fmt.Errorf("%w: exec needs a command", ErrInvalid)
+		return "", errf(ErrInvalid, "exec needs a command")
 	}
 	if req.Privileged {
-		return "", fmt.Errorf("%w: exec --privileged is not supported", ErrNotImplemented)
+		return "", errf(ErrNotImplemented, "exec --privileged is not supported")
 	}
 	e := &execProc{id: newID(), ctrID: c.rec.ID, req: req}
 	m.mu.Lock()
@@ -49,7 +49,7 @@ func (m *Manager) getExec(id string) (*execProc, error) {
 	if e, ok := m.execs[id]; ok {
 		return e, nil
 	}
-	return nil, fmt.Errorf("%w: no such exec instance: %s", ErrNotFound, id)
+	return nil, errf(ErrNotFound, "no such exec instance: %s", id)
 }
 
 func (m *Manager) execStart(ctx context.Context, id string, o ExecStartOptions) error {
@@ -60,7 +60,7 @@ func (m *Manager) execStart(ctx context.Context, id string, o ExecStartOptions) 
 	e.mu.Lock()
 	if e.started {
 		e.mu.Unlock()
-		return fmt.Errorf("%w: exec %s has already been started", ErrConflict, id)
+		return errf(ErrConflict, "exec %s has already been started", id)
 	}
 	e.started = true
 	e.mu.Unlock()
@@ -103,7 +103,7 @@ func (m *Manager) execStart(ctx context.Context, id string, o ExecStartOptions) 
 		e.mu.Lock()
 		e.exitCode = &code
 		e.mu.Unlock()
-		return fmt.Errorf("%w: exec %s: %v", ErrInvalid, req.Cmd[0], err)
+		return errf(ErrInvalid, "exec %s: %v", req.Cmd[0], err)
 	}
 	e.mu.Lock()
 	e.proc, e.running, e.pid = proc, true, proc.Pid()
@@ -136,7 +136,7 @@ func (m *Manager) execResize(ctx context.Context, id string, h, w uint) error {
 	p, tty := e.proc, e.req.Tty
 	e.mu.Unlock()
 	if p == nil {
-		return fmt.Errorf("%w: exec %s is not running", ErrConflict, id)
+		return errf(ErrConflict, "exec %s is not running", id)
 	}
 	if !tty {
 		return nil

@@ -166,7 +166,7 @@ func (m *Manager) get(ref string) (*ctr, error) {
 
 func (m *Manager) getLocked(ref string) (*ctr, error) {
 	if ref == "" {
-		return nil, fmt.Errorf("%w: no such container: empty name or ID", ErrNotFound)
+		return nil, errf(ErrNotFound, "no such container: empty name or ID")
 	}
 	if c, ok := m.byID[ref]; ok {
 		return c, nil
@@ -179,13 +179,13 @@ func (m *Manager) getLocked(ref string) (*ctr, error) {
 	for id, c := range m.byID {
 		if strings.HasPrefix(id, ref) {
 			if found != nil {
-				return nil, fmt.Errorf("%w: multiple containers match ID prefix %q: use more characters", ErrInvalid, ref)
+				return nil, errf(ErrInvalid, "multiple containers match ID prefix %q: use more characters", ref)
 			}
 			found = c
 		}
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%w: no such container: %s", ErrNotFound, ref)
+		return nil, errf(ErrNotFound, "no such container: %s", ref)
 	}
 	return found, nil
 }
@@ -193,7 +193,7 @@ func (m *Manager) getLocked(ref string) (*ctr, error) {
 func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.CreateResponse, error) {
 	t0 := time.Now()
 	if opts.Config == nil || opts.Config.Image == "" {
-		return container.CreateResponse{}, fmt.Errorf("%w: no image given", ErrInvalid)
+		return container.CreateResponse{}, errf(ErrInvalid, "no image given")
 	}
 	hc := container.HostConfig{}
 	if opts.HostConfig != nil {
@@ -207,12 +207,12 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 		return container.CreateResponse{}, err
 	}
 	if _, err := logs.ParseOptions(hc.LogConfig.Config); err != nil {
-		return container.CreateResponse{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return container.CreateResponse{}, errf(ErrInvalid, "%v", err)
 	}
 	arch := m.cfg.Arch
 	if p := opts.Platform; p != nil {
 		if p.OS != "" && p.OS != "linux" {
-			return container.CreateResponse{}, fmt.Errorf("%w: platform %s: only linux containers run in Berth", ErrInvalid, p.OS)
+			return container.CreateResponse{}, errf(ErrInvalid, "platform %s: only linux containers run in Berth", p.OS)
 		}
 		if p.Architecture != "" {
 			arch = p.Architecture
@@ -238,7 +238,7 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 	}
 	if other, taken := m.names[name]; taken {
 		m.mu.Unlock()
-		return container.CreateResponse{}, fmt.Errorf("%w: the container name \"/%s\" is already in use by container %q: remove or rename that container to reuse the name", ErrConflict, name, other)
+		return container.CreateResponse{}, errf(ErrConflict, "the container name \"/%s\" is already in use by container %q: remove or rename that container to reuse the name", name, other)
 	}
 	id := newID()
 	m.names[name] = id // placeholder: byID has no entry until the record exists
@@ -331,7 +331,7 @@ func (m *Manager) start(ctx context.Context, ref string) error {
 	case container.StateRunning:
 		return nil // Docker answers 304: already started
 	case container.StateRemoving, container.StateDead:
-		return fmt.Errorf("%w: container %s is being removed", ErrConflict, ref)
+		return errf(ErrConflict, "container %s is being removed", ref)
 	case container.StateRestarting:
 		m.cancelRestart(c)
 	}
@@ -470,7 +470,7 @@ func (m *Manager) boot(ctx context.Context, c *ctr) (err error) {
 		outW.Close()
 		errW.Close()
 		c.log.End()
-		return abort(fmt.Errorf("%w: start %s: %v", ErrInvalid, rec.Path, err))
+		return abort(errf(ErrInvalid, "start %s: %v", rec.Path, err))
 	}
 	rn.proc = proc
 	if len(rec.Ports) > 0 {
@@ -479,7 +479,7 @@ func (m *Manager) boot(ctx context.Context, c *ctr) (err error) {
 		})
 		if err != nil {
 			proc.Signal(context.Background(), sigKILL)
-			return abort(fmt.Errorf("%w: %v", ErrConflict, err))
+			return abort(errf(ErrConflict, "%v", err))
 		}
 		rn.ports = set
 	}
@@ -848,7 +848,7 @@ func (m *Manager) kill(ctx context.Context, ref, signal string) error {
 	}
 	m.mu.Unlock()
 	if rn == nil {
-		return fmt.Errorf("%w: cannot kill container %s: it is not running", ErrConflict, ref)
+		return errf(ErrConflict, "cannot kill container %s: it is not running", ref)
 	}
 	m.emit(events.ActionKill, c, map[string]string{"signal": fmt.Sprint(sig)})
 	if err := rn.proc.Signal(ctx, sig); err != nil {
@@ -870,11 +870,11 @@ func (m *Manager) remove(ctx context.Context, ref string, o RemoveOptions) error
 	st := c.rec.State
 	m.mu.Unlock()
 	if !still {
-		return fmt.Errorf("%w: no such container: %s", ErrNotFound, ref)
+		return errf(ErrNotFound, "no such container: %s", ref)
 	}
 	if rn != nil || st == container.StateRestarting {
 		if !o.Force {
-			return fmt.Errorf("%w: cannot remove container %s: it is running; stop it first or use force (rm -f)", ErrConflict, ref)
+			return errf(ErrConflict, "cannot remove container %s: it is running; stop it first or use force (rm -f)", ref)
 		}
 		m.cancelRestart(c)
 		if rn != nil {
@@ -953,7 +953,7 @@ func (m *Manager) wait(ctx context.Context, ref string, cond container.WaitCondi
 	case container.WaitConditionRemoved:
 		until = c.removed
 	default:
-		return nil, fmt.Errorf("%w: invalid wait condition %q (not-running, next-exit, removed)", ErrInvalid, cond)
+		return nil, errf(ErrInvalid, "invalid wait condition %q (not-running, next-exit, removed)", cond)
 	}
 	out := make(chan container.WaitResponse, 1)
 	go func() {

@@ -2,7 +2,6 @@ package container
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -51,8 +50,6 @@ type Manager struct {
 	execs  map[string]*execProc
 	closed bool
 }
-
-var errNYI = fmt.Errorf("%w: not implemented yet", ErrNotImplemented)
 
 // New opens the container bucket and loads every record. Call Restore next.
 func New(cfg Config) (*Manager, error) { return newManager(cfg) }

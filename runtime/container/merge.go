@@ -66,7 +66,7 @@ func mergeConfig(req container.Config, img v1.Config) (container.Config, error) 
 		c.ExposedPorts = ports
 	}
 	if len(c.Entrypoint)+len(c.Cmd) == 0 {
-		return c, fmt.Errorf("%w: no command specified: the image has no CMD or ENTRYPOINT, give one after the image name", ErrInvalid)
+		return c, errf(ErrInvalid, "no command specified: the image has no CMD or ENTRYPOINT, give one after the image name")
 	}
 	return c, nil
 }
@@ -98,7 +98,7 @@ func mergeEnv(base, over []string) []string {
 // checkHostConfig refuses what Berth cannot honour instead of ignoring it.
 func checkHostConfig(h *container.HostConfig) error {
 	no := func(what string) error {
-		return fmt.Errorf("%w: %s is not supported by Berth (each container is its own VM)", ErrNotImplemented, what)
+		return errf(ErrNotImplemented, "%s is not supported by Berth (each container is its own VM)", what)
 	}
 	switch {
 	case h.Privileged:
@@ -121,21 +121,21 @@ func checkHostConfig(h *container.HostConfig) error {
 		switch h.RestartPolicy.Name {
 		case container.RestartPolicyDisabled, container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
 			if h.RestartPolicy.MaximumRetryCount != 0 {
-				return fmt.Errorf("%w: maximum retry count cannot be used with restart policy %q", ErrInvalid, h.RestartPolicy.Name)
+				return errf(ErrInvalid, "maximum retry count cannot be used with restart policy %q", h.RestartPolicy.Name)
 			}
 		case container.RestartPolicyOnFailure:
 			if h.RestartPolicy.MaximumRetryCount < 0 {
-				return fmt.Errorf("%w: maximum retry count cannot be negative", ErrInvalid)
+				return errf(ErrInvalid, "maximum retry count cannot be negative")
 			}
 		default:
-			return fmt.Errorf("%w: invalid restart policy %q (no, always, unless-stopped, on-failure[:N])", ErrInvalid, h.RestartPolicy.Name)
+			return errf(ErrInvalid, "invalid restart policy %q (no, always, unless-stopped, on-failure[:N])", h.RestartPolicy.Name)
 		}
 	}
 	if h.AutoRemove && h.RestartPolicy.Name != "" && h.RestartPolicy.Name != container.RestartPolicyDisabled {
-		return fmt.Errorf("%w: --rm and --restart %s cannot be combined", ErrConflict, h.RestartPolicy.Name)
+		return errf(ErrConflict, "--rm and --restart %s cannot be combined", h.RestartPolicy.Name)
 	}
 	if h.LogConfig.Type != "" && h.LogConfig.Type != "json-file" {
-		return fmt.Errorf("%w: log driver %q is not supported (json-file only)", ErrNotImplemented, h.LogConfig.Type)
+		return errf(ErrNotImplemented, "log driver %q is not supported (json-file only)", h.LogConfig.Type)
 	}
 	return nil
 }
@@ -144,21 +144,21 @@ func checkHostConfig(h *container.HostConfig) error {
 func resources(h *container.HostConfig, defCPUs, defMiB int) (cpus, mib int, err error) {
 	cpus, mib = defCPUs, defMiB
 	if h.NanoCPUs < 0 || h.Memory < 0 {
-		return 0, 0, fmt.Errorf("%w: --cpus and --memory cannot be negative", ErrInvalid)
+		return 0, 0, errf(ErrInvalid, "--cpus and --memory cannot be negative")
 	}
 	if h.NanoCPUs > 0 {
 		cpus = int((h.NanoCPUs + 1e9 - 1) / 1e9)
 		if max := runtime.NumCPU(); cpus > max {
-			return 0, 0, fmt.Errorf("%w: --cpus %.2f is more than the %d CPUs of this machine", ErrInvalid, float64(h.NanoCPUs)/1e9, max)
+			return 0, 0, errf(ErrInvalid, "--cpus %.2f is more than the %d CPUs of this machine", float64(h.NanoCPUs)/1e9, max)
 		}
 	}
 	if h.Memory > 0 {
 		mib = int((h.Memory + (1<<20 - 1)) >> 20)
 		if mib < MinMemoryMiB {
-			return 0, 0, fmt.Errorf("%w: --memory %dMiB is too small to boot a container VM: use at least %dm", ErrInvalid, mib, MinMemoryMiB)
+			return 0, 0, errf(ErrInvalid, "--memory %dMiB is too small to boot a container VM: use at least %dm", mib, MinMemoryMiB)
 		}
 		if mib > 1<<20 {
-			return 0, 0, fmt.Errorf("%w: --memory %dMiB is absurdly large", ErrInvalid, mib)
+			return 0, 0, errf(ErrInvalid, "--memory %dMiB is absurdly large", mib)
 		}
 	}
 	if cpus < 1 {
@@ -175,7 +175,7 @@ func portBindings(h *container.HostConfig, exposed network.PortSet) ([]portfwd.B
 	var out []portfwd.Binding
 	add := func(p network.Port, pb network.PortBinding) error {
 		if p.Proto() != network.TCP {
-			return fmt.Errorf("%w: port %s: only tcp ports can be published", ErrNotImplemented, p)
+			return errf(ErrNotImplemented, "port %s: only tcp ports can be published", p)
 		}
 		b := portfwd.Binding{HostIP: portfwd.DefaultHostIP, ContainerPort: int(p.Num()), Proto: "tcp"}
 		if pb.HostIP.IsValid() {
@@ -184,7 +184,7 @@ func portBindings(h *container.HostConfig, exposed network.PortSet) ([]portfwd.B
 		if pb.HostPort != "" {
 			var hp int
 			if _, err := fmt.Sscan(pb.HostPort, &hp); err != nil || hp < 0 || hp > 65535 {
-				return fmt.Errorf("%w: invalid host port %q for %s", ErrInvalid, pb.HostPort, p)
+				return errf(ErrInvalid, "invalid host port %q for %s", pb.HostPort, p)
 			}
 			b.HostPort = hp
 		}

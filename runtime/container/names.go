@@ -54,7 +54,7 @@ var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 func checkName(name string) (string, error) {
 	name = strings.TrimPrefix(name, "/")
 	if !validName.MatchString(name) || len(name) > 128 {
-		return "", fmt.Errorf("%w: invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", ErrInvalid, name)
+		return "", errf(ErrInvalid, "invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
 	return name, nil
 }

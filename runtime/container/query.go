@@ -124,7 +124,7 @@ func matchFilters(r *record, f map[string][]string) (bool, error) {
 				}
 				ok = ok || r.Created.Before(t)
 			default:
-				return false, fmt.Errorf("%w: filter %q is not supported (id, name, status, exited, ancestor, label, until)", ErrInvalid, key)
+				return false, errf(ErrInvalid, "filter %q is not supported (id, name, status, exited, ancestor, label, until)", key)
 			}
 		}
 		if !ok {
@@ -144,7 +144,7 @@ func parseTime(v string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("%w: invalid time %q (use a duration like 10m, a Unix time or RFC 3339)", ErrInvalid, v)
+	return time.Time{}, errf(ErrInvalid, "invalid time %q (use a duration like 10m, a Unix time or RFC 3339)", v)
 }
 
 func (m *Manager) list(ctx context.Context, o ListOptions) ([]container.Summary, error) {
@@ -249,11 +249,11 @@ func (m *Manager) rename(ctx context.Context, ref, newName string) error {
 	old := c.rec.Name
 	if old == name {
 		m.mu.Unlock()
-		return fmt.Errorf("%w: container %s already has the name %q", ErrConflict, ref, name)
+		return errf(ErrConflict, "container %s already has the name %q", ref, name)
 	}
 	if other, taken := m.names[name]; taken {
 		m.mu.Unlock()
-		return fmt.Errorf("%w: the container name \"/%s\" is already in use by container %q", ErrConflict, name, other)
+		return errf(ErrConflict, "the container name \"/%s\" is already in use by container %q", name, other)
 	}
 	c.rec.Name = name
 	delete(m.names, old)

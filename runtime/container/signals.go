@@ -1,7 +1,6 @@
 package container
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -26,7 +25,7 @@ func ParseSignal(s string) (int, error) {
 	s = strings.TrimSpace(s)
 	if n, err := strconv.Atoi(s); err == nil {
 		if n < 1 || n > 64 {
-			return 0, fmt.Errorf("%w: signal %d is out of range (1-64)", ErrInvalid, n)
+			return 0, errf(ErrInvalid, "signal %d is out of range (1-64)", n)
 		}
 		return n, nil
 	}
@@ -39,10 +38,10 @@ func ParseSignal(s string) (int, error) {
 		if rest != "" {
 			var err error
 			if off, err = strconv.Atoi(strings.TrimPrefix(rest, "+")); err != nil || off < 0 || off > 30 {
-				return 0, fmt.Errorf("%w: invalid signal %q", ErrInvalid, s)
+				return 0, errf(ErrInvalid, "invalid signal %q", s)
 			}
 		}
 		return 34 + off, nil
 	}
-	return 0, fmt.Errorf("%w: invalid signal %q (use a name like SIGTERM or a number)", ErrInvalid, s)
+	return 0, errf(ErrInvalid, "invalid signal %q (use a name like SIGTERM or a number)", s)
 }

@@ -2,7 +2,6 @@ package container
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -142,10 +141,10 @@ func ParseDetachKeys(s string) ([]byte, error) {
 			case c >= '[' && c <= '_':
 				out = append(out, c-'['+27)
 			default:
-				return nil, fmt.Errorf("%w: invalid detach key %q", ErrInvalid, k)
+				return nil, errf(ErrInvalid, "invalid detach key %q", k)
 			}
 		default:
-			return nil, fmt.Errorf("%w: invalid detach key %q (use e.g. ctrl-p,ctrl-q)", ErrInvalid, k)
+			return nil, errf(ErrInvalid, "invalid detach key %q (use e.g. ctrl-p,ctrl-q)", k)
 		}
 	}
 	return out, nil
@@ -317,7 +316,7 @@ func (m *Manager) running(ref string) (*ctr, *run, error) {
 	rn := c.run
 	m.mu.Unlock()
 	if rn == nil {
-		return c, nil, fmt.Errorf("%w: container %s is not running", ErrConflict, ref)
+		return c, nil, errf(ErrConflict, "container %s is not running", ref)
 	}
 	return c, rn, nil
 }
