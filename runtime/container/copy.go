@@ -15,6 +15,8 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+
+	"github.com/berth-dev/berth/runtime/ext4"
 )
 
 func diskUsage(dir string) int64 {
@@ -168,11 +170,30 @@ func escapes(p string) bool {
 
 func (m *Manager) export(ctx context.Context, ref string, w io.Writer) error {
 	c, rn, err := m.running(ref)
-	if err != nil {
-		return fmt.Errorf("%w (exporting a stopped container is not supported yet: start it first)", err)
-	}
-	if err := rn.guest.CopyOut(ctx, "/", w); err != nil {
+	if errors.Is(err, ErrNotFound) {
 		return err
+	}
+	if rn != nil {
+		// The guest owns the disk while it runs: ask the agent.
+		if err := rn.guest.CopyOut(ctx, "/", w); err != nil {
+			return err
+		}
+	} else {
+		// Stopped: nothing writes the disk, read the ext4 directly.
+		c.op.Lock()
+		defer c.op.Unlock()
+		f, err := os.Open(c.rootfs())
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		rd, err := ext4.Open(f)
+		if err != nil {
+			return fmt.Errorf("read root filesystem of %s: %w", ref, err)
+		}
+		if err := rd.WriteTar(w); err != nil {
+			return err
+		}
 	}
 	m.emit(events.ActionExport, c, nil)
 	return nil

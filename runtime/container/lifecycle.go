@@ -1025,7 +1025,7 @@ func (m *Manager) restore(ctx context.Context) error {
 			}
 			continue
 		case container.StateRunning, container.StateRestarting:
-			if r.VMPID != 0 && m.cfg.KillStale != nil {
+			if m.cfg.KillStale != nil { // also catches a VM whose pid was never recorded
 				if err := m.cfg.KillStale(r.VMPID, c.vmDir()); err != nil {
 					m.log.Warn("kill stale VM", "id", r.ID, "pid", r.VMPID, "err", err)
 				}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -369,4 +368,16 @@ func (m *Manager) top(ctx context.Context, ref, psArgs string) (container.TopRes
 	return resp, nil
 }
 
-var _ = slices.Contains[[]string]
+
+// ImageInUse reports whether any container was created from the image with
+// this manifest digest (the image store refuses to remove it then).
+func (m *Manager) ImageInUse(digest string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.byID {
+		if c.rec.ImageID == digest {
+			return true
+		}
+	}
+	return false
+}

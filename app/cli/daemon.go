@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/app/api"
+	"github.com/berth-dev/berth/app/engine"
+)
+
+func init() {
+	register(func(root *cobra.Command, g *Globals) {
+		var guestDir, kernel, logLevel string
+		var cpus, memMiB int
+		cmd := &cobra.Command{
+			Use:   "daemon",
+			Short: "Run the engine in the foreground (headless), serving the Docker API on the data root's socket",
+			Long: "Runs Berth's engine without the menu-bar app: containers, images and the Docker Engine API\n" +
+				"on <data root>/berth.sock (mode 0600). SIGTERM or Ctrl-C stops every container gracefully.",
+			Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				root, err := g.Root()
+				if err != nil {
+					return err
+				}
+				var lvl slog.Level
+				if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+					return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
+				}
+				log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+				defer stop()
+				eng, err := engine.Open(ctx, engine.Options{Root: root, GuestDir: guestDir, Kernel: kernel,
+					DefaultCPUs: cpus, DefaultMemoryMiB: memMiB, Log: log})
+				if err != nil {
+					return err
+				}
+				srv := api.New(api.Options{Version: Version, Backend: api.Backend{
+					Images:     &api.ImageStore{Store: eng.Images, Publish: eng.Events.Publish},
+					Containers: eng.Containers,
+					Events:     eng.Events,
+					DataRoot:   root.Dir,
+				}})
+				ln, err := api.ListenUnix(root.Socket())
+				if err != nil {
+					eng.Close(context.Background())
+					return err
+				}
+				go srv.Serve(ln)
+				fmt.Fprintf(cmd.OutOrStdout(), "berth daemon: listening on unix://%s\n", root.Socket())
+				fmt.Fprintf(cmd.OutOrStdout(), "berth daemon: point docker at it with: export DOCKER_HOST=unix://%s\n", root.Socket())
+				<-ctx.Done()
+				stop()
+				fmt.Fprintln(cmd.OutOrStdout(), "berth daemon: stopping containers…")
+				sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				srv.Shutdown(sctx)
+				err = eng.Close(sctx)
+				os.Remove(root.Socket())
+				return err
+			},
+		}
+		cmd.Flags().StringVar(&guestDir, "guest-dir", "", "directory with <arch>/initramfs.cpio.gz (env "+engine.GuestDirEnv+")")
+		cmd.Flags().StringVar(&kernel, "kernel", "", "guest kernel image for every container (default: newest /boot/vmlinuz-*)")
+		cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+		cmd.Flags().IntVar(&cpus, "default-cpus", 0, "vCPUs of containers without --cpus (default min(2, host CPUs))")
+		cmd.Flags().IntVar(&memMiB, "default-memory", 0, "MiB of containers without --memory (default 512)")
+		root.AddCommand(cmd)
+	})
+}
