@@ -280,6 +280,11 @@ func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ps := newProgressStream(w)
+	// Progress goes out while the tarball still comes in: without full
+	// duplex, net/http would cut the request body at the first flush.
+	if err := ps.rc.EnableFullDuplex(); err != nil {
+		return err
+	}
 	err = is.Load(r.Context(), r.Body, ps.send)
 	return ps.finish(err)
 }
