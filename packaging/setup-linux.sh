@@ -34,3 +34,8 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q docker-registry 2>/dev/null; then
   systemctl stop docker-registry || true
 fi
+
+# The arm64 guest path (what Berth.app ships to Apple silicon) is tested here under
+# qemu-system-aarch64 with Debian's arm64 cloud kernel and busybox, fetched without
+# changing dpkg's architectures.
+bash "$(dirname "$0")/fetch-arm64.sh"
