@@ -195,6 +195,7 @@ func clusterText(h rune) string {
 type Line struct {
 	Cells   []Cell
 	Wrapped bool
+	wide    bool // may contain wide characters (set when one is printed)
 }
 
 // String returns the row's text with trailing blanks removed.

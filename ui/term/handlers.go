@@ -435,7 +435,7 @@ func (t *Terminal) setPrivateMode(m int, on bool) {
 	case 1000:
 		t.setMouse(MouseNormal, on)
 	case 1002:
-		t.setMouse(MouseButton, on)
+		t.setMouse(MouseDrag, on)
 	case 1003:
 		t.setMouse(MouseAny, on)
 	case 1004:
@@ -493,7 +493,7 @@ func (t *Terminal) reportMode(m int, private bool) {
 		case 1000:
 			state = b(t.modes.Mouse == MouseNormal)
 		case 1002:
-			state = b(t.modes.Mouse == MouseButton)
+			state = b(t.modes.Mouse == MouseDrag)
 		case 1003:
 			state = b(t.modes.Mouse == MouseAny)
 		case 1004:

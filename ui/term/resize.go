@@ -117,8 +117,10 @@ func (t *Terminal) reflowMain(w, h, oldW, oldH, cx, cy int) (int, int) {
 		if len(rows) > h {
 			rows = rows[:h]
 		}
-	} else if h > oldH {
-		budget := min(h-len(rows), h-oldH)
+	} else {
+		// Rows freed by the resize (taller, or lines unwrapping when wider)
+		// are filled from history, as tmux does.
+		budget := h - len(rows)
 		var pulled []Line
 		for t.sb.n > 0 && t.sb.at(t.sb.n-1).rows <= budget {
 			cells := t.sb.popLast()
@@ -137,7 +139,6 @@ func (t *Terminal) reflowMain(w, h, oldW, oldH, cx, cy int) (int, int) {
 		rows = append(pulled, rows...)
 		ny += len(pulled)
 	}
-	t.sb.open = false
 
 	// 5. Materialise the new grid.
 	lines := newLines(w, h)

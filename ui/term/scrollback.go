@@ -39,7 +39,45 @@ func (s *scrollback) Len() int { return s.n }
 
 func (s *scrollback) at(i int) *sbLine { return &s.ring[(s.start+i)%len(s.ring)] }
 
-// push appends one screen row.
+// pushOwned appends a screen row whose storage the scrollback may keep. It
+// returns storage the caller may reuse for a new row (the evicted line's, or
+// the row's own if it was copied), or nil.
+func (s *scrollback) pushOwned(l Line, w int) []Cell {
+	if s.w != w {
+		s.relayout(w)
+	}
+	if s.open && s.n > 0 || len(s.ring) == 0 {
+		s.push(l, w)
+		return l.Cells
+	}
+	var old []Cell
+	if s.n == len(s.ring) {
+		ev := s.at(0)
+		old = ev.cells
+		s.rows -= ev.rows
+		s.start = (s.start + 1) % len(s.ring)
+		s.n--
+	}
+	slot := s.at(s.n)
+	if old == nil {
+		old = slot.cells
+	}
+	s.n++
+	cells := l.Cells
+	if !l.Wrapped {
+		cells = trimBlank(cells)
+	} else if n := len(cells); n > 0 && cells[n-1].A&wrapPad != 0 {
+		cells = cells[:n-1]
+	}
+	slot.cells = cells
+	slot.wide = l.wide
+	slot.rows = rowCount(cells, w, slot.wide)
+	s.rows += slot.rows
+	s.open = l.Wrapped
+	return old
+}
+
+// push appends one screen row, copying its cells.
 func (s *scrollback) push(l Line, w int) {
 	if s.w != w {
 		s.relayout(w)
@@ -52,7 +90,7 @@ func (s *scrollback) push(l Line, w int) {
 		last := s.at(s.n - 1)
 		if len(last.cells)+len(cells) <= maxLineCells {
 			last.cells = appendCells(last.cells, cells)
-			last.wide = last.wide || hasWide(cells)
+			last.wide = last.wide || l.wide || hasWide(cells)
 			s.rows -= last.rows
 			last.rows = rowCount(last.cells, w, last.wide)
 			s.rows += last.rows
@@ -77,15 +115,13 @@ func (s *scrollback) push(l Line, w int) {
 	s.open = l.Wrapped
 }
 
+// appendCells appends a row's cells, dropping the wide-character wrap
+// padding (which can only be a row's last cell).
 func appendCells(dst, src []Cell) []Cell {
-	for i := range src {
-		c := src[i]
-		if c.A&wrapPad != 0 {
-			continue
-		}
-		dst = append(dst, c)
+	if n := len(src); n > 0 && src[n-1].A&wrapPad != 0 {
+		src = src[:n-1]
 	}
-	return dst
+	return append(dst, src...)
 }
 
 // popLast removes and returns the newest logical line (used by reflow to

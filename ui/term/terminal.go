@@ -14,7 +14,7 @@ const (
 	MouseOff    MouseMode = iota
 	MouseX10              // ?9: presses only
 	MouseNormal           // ?1000: presses and releases
-	MouseButton           // ?1002: plus motion while a button is down
+	MouseDrag             // ?1002: plus motion while a button is down
 	MouseAny              // ?1003: all motion
 )
 
@@ -89,6 +89,7 @@ type Terminal struct {
 
 	dirty    []bool
 	anyDirty bool
+	allDirty bool // every row is dirty (cheaper than setting each flag on scrolls)
 	reply    func([]byte)
 	onTitle  func(string)
 	onBell   func()
@@ -202,6 +203,10 @@ func (t *Terminal) markDirty(y int) {
 }
 
 func (t *Terminal) markRange(a, b int) {
+	if a == 0 && b == t.h-1 {
+		t.allDirty, t.anyDirty = true, true
+		return
+	}
 	for y := a; y <= b; y++ {
 		t.dirty[y] = true
 	}
@@ -219,12 +224,12 @@ func (t *Terminal) TakeDirty() []int {
 		return rows
 	}
 	for y, d := range t.dirty {
-		if d {
+		if d || t.allDirty {
 			rows = append(rows, y)
 			t.dirty[y] = false
 		}
 	}
-	t.anyDirty = false
+	t.anyDirty, t.allDirty = false, false
 	return rows
 }
 
@@ -278,12 +283,74 @@ func (t *Terminal) Write(p []byte) (int, error) {
 			r, size := utf8.DecodeRune(p[i:])
 			t.printRune(r)
 			i += size
+		case b == 0x1b:
+			if k := t.fastCSI(p[i:]); k > 0 {
+				i += k
+				continue
+			}
+			t.p.Advance(b)
+			i++
 		default:
 			t.p.Advance(b)
 			i++
 		}
 	}
 	return n, nil
+}
+
+// fastCSI dispatches a plain CSI sequence (optional private prefix, numeric
+// parameters, final byte) that lies entirely in p, without feeding it to the
+// parser byte by byte. It returns the bytes consumed, or 0 to let the
+// parser handle anything else (intermediates, split sequences, C0 inside).
+func (t *Terminal) fastCSI(p []byte) int {
+	if len(p) < 3 || p[1] != '[' {
+		return 0
+	}
+	j := 2
+	var prefix byte
+	if c := p[j]; c >= '<' && c <= '?' {
+		prefix = c
+		j++
+	}
+	var buf [parser.MaxParamsSize]ansi.Param
+	params := buf[:0]
+	cur, have := 0, false
+	for ; j < len(p); j++ {
+		c := p[j]
+		switch {
+		case c >= '0' && c <= '9':
+			if cur < 1<<20 {
+				cur = cur*10 + int(c-'0')
+			}
+			have = true
+		case c == ';' || c == ':':
+			if len(params) == len(buf)-1 {
+				return 0
+			}
+			v := ansi.Param(parser.MissingParam)
+			if have {
+				v = ansi.Param(cur)
+			}
+			if c == ':' {
+				v |= parser.HasMoreFlag
+			}
+			params = append(params, v)
+			cur, have = 0, false
+		case c >= 0x40 && c <= 0x7e:
+			if have || len(params) > 0 {
+				v := ansi.Param(parser.MissingParam)
+				if have {
+					v = ansi.Param(cur)
+				}
+				params = append(params, v)
+			}
+			t.csi(ansi.Cmd(ansi.Command(prefix, 0, c)), params)
+			return j + 1
+		default:
+			return 0
+		}
+	}
+	return 0
 }
 
 func utf8Len(b byte) int {
@@ -404,6 +471,7 @@ func (t *Terminal) printRune(r rune) {
 	c := t.pen
 	c.R = r
 	if wd == 2 {
+		t.scr.lines[t.y].wide = true
 		if cells[t.x+1].A&Wide != 0 {
 			t.clearWideAt(t.x + 1)
 		}
@@ -481,6 +549,10 @@ func (t *Terminal) reverseIndex() {
 func (t *Terminal) blankCell() Cell { return Cell{Bg: t.pen.Bg} }
 
 func fill(cells []Cell, c Cell) {
+	if c == (Cell{}) {
+		clear(cells)
+		return
+	}
 	for i := range cells {
 		cells[i] = c
 	}
@@ -506,8 +578,14 @@ func (t *Terminal) scrollUpRegion(n int, history bool) {
 	}
 	gone = append(gone, lines[t.top:t.top+n]...)
 	if toHistory {
-		for _, l := range gone {
-			t.sb.push(l, t.w)
+		// The scrollback takes the row's storage and hands back storage
+		// from the line it evicts, so scrolling copies no cells.
+		for i, l := range gone {
+			reuse := t.sb.pushOwned(l, t.w)
+			if cap(reuse) < t.w {
+				reuse = make([]Cell, t.w)
+			}
+			gone[i].Cells = reuse[:t.w]
 		}
 	}
 	copy(lines[t.top:], lines[t.top+n:t.bot+1])

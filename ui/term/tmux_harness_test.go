@@ -44,7 +44,7 @@ const tmuxFlags = "cursor_x cursor_y alternate_on cursor_flag keypad_cursor_flag
 	"mouse_standard_flag mouse_button_flag mouse_any_flag mouse_all_flag mouse_sgr_flag scroll_region_upper scroll_region_lower history_size"
 
 // tmuxRun feeds data to a fresh tmux pane of w×h and returns what it shows.
-func tmuxRun(t testing.TB, w, h int, data []byte) tmuxState {
+func tmuxRun(t testing.TB, w, h int, data []byte, resizes ...[2]int) tmuxState {
 	t.Helper()
 	requireTool(t, "tmux", "tmux")
 	dir := t.TempDir()
@@ -77,6 +77,10 @@ func tmuxRun(t testing.TB, w, h int, data []byte) tmuxState {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("tmux did not finish reading the stream")
+	}
+	for _, r := range resizes {
+		tm("resize-window", "-t", "0", "-x", strconv.Itoa(r[0]), "-y", strconv.Itoa(r[1]))
+		h = r[1]
 	}
 	st := tmuxState{flags: map[string]string{}}
 	names := strings.Fields(tmuxFlags)
@@ -255,11 +259,15 @@ func b2s(v bool) string {
 
 // compareWithTmux runs data through both terminals at w×h and reports every
 // difference.
-func compareWithTmux(t *testing.T, w, h int, data []byte) *Terminal {
+func compareWithTmux(t *testing.T, w, h int, data []byte, resizes ...[2]int) *Terminal {
 	t.Helper()
-	want := tmuxRun(t, w, h, data)
+	want := tmuxRun(t, w, h, data, resizes...)
 	m := New(w, h, 10000)
 	m.Write(data)
+	for _, r := range resizes {
+		m.Resize(r[0], r[1])
+		w, h = r[0], r[1]
+	}
 	bad := 0
 	for y := 0; y < h; y++ {
 		got, exp := modelRow(m, y), trimRow(want.rows[y])
@@ -300,7 +308,7 @@ func compareWithTmux(t *testing.T, w, h int, data []byte) *Terminal {
 		"keypad_cursor_flag": b2s(md.AppCursor), "keypad_flag": b2s(md.AppKeypad),
 		"insert_flag": b2s(md.Insert), "origin_flag": b2s(md.Origin), "wrap_flag": b2s(md.AutoWrap),
 		"mouse_standard_flag": b2s(mouseMode == MouseNormal || mouseMode == MouseX10),
-		"mouse_button_flag":   b2s(mouseMode == MouseButton), "mouse_all_flag": b2s(mouseMode == MouseAny),
+		"mouse_button_flag":   b2s(mouseMode == MouseDrag), "mouse_all_flag": b2s(mouseMode == MouseAny),
 		"mouse_any_flag":      b2s(mouseMode != MouseOff),
 		"mouse_sgr_flag":      b2s(md.MouseEnc == MouseEncSGR),
 		"scroll_region_upper": strconv.Itoa(m.top), "scroll_region_lower": strconv.Itoa(m.bot),

@@ -16,7 +16,7 @@ var synthetic = map[string]string{
 		"\x1b[31mred\x1b[92mbrightgreen\x1b[44mbluebg\x1b[103myellowbg\x1b[39;49m\r\n" +
 		"\x1b[38;5;196m256red\x1b[48;5;21m256bg\x1b[38;2;10;200;30mtrue\x1b[48;2;1;2;3mtruebg\x1b[m\r\n" +
 		"\x1b[38:2::255:128:0mcolon-true\x1b[38:5:99mcolon-256\x1b[0m\x1b[1;4;31;42mcombo\x1b[0m\r\n",
-	"wrap": strings.Repeat("0123456789", 25) + "\r\nnext\r\n" + strings.Repeat("x", 80) + "y\r\n",
+	"wrap":   strings.Repeat("0123456789", 25) + "\r\nnext\r\n" + strings.Repeat("x", 80) + "y\r\n",
 	"nowrap": "\x1b[?7l" + strings.Repeat("abcdefghij", 10) + "\x1b[?7h\r\nafter",
 	"scroll-region": func() string {
 		var b strings.Builder
@@ -33,16 +33,16 @@ var synthetic = map[string]string{
 	"insert-delete": "abcdefghij\r\n1234567890\r\nline3\r\nline4\r\n\x1b[1;3H\x1b[2@XY\x1b[2;3H\x1b[3P\x1b[3;1H\x1b[L\x1b[1;1H\x1b[M\x1b[3;2H\x1b[4X" +
 		"\x1b[4;1H\x1b[4hINS\x1b[4l",
 	"erase": "\x1b[41m" + strings.Repeat("fill line with text\r\n", 6) + "\x1b[3;5H\x1b[K\x1b[4;5H\x1b[1K\x1b[44m\x1b[5;1H\x1b[2K\x1b[1;10H\x1b[1J\x1b[6;3H\x1b[0J\x1b[m",
-	"tabs": "a\tb\tc\r\n\x1b[3g\x1b[5GX\x1bH\x1b[1G\tY\r\n\x1b[10G\x1b[Zback\tz", // tmux 3.3a ignores CHT (CSI I), so it is not used,
+	"tabs":  "a\tb\tc\r\n\x1b[3g\x1b[5GX\x1bH\x1b[1G\tY\r\n\x1b[10G\x1b[Zback\tz", // tmux 3.3a ignores CHT (CSI I), so it is not used,
 	"cursor": "\x1b[10;20Hmid\x1b[3Aup\x1b[2Bdn\x1b[5Crt\x1b[4Dlf\x1b[2Enl\x1b[Fpl\x1b[30Gcol\x1b[20dvpa\x1b7\x1b[1;1Hsave\x1b8restored" +
 		"\x1b[s\x1b[2;2Hx\x1b[urest2\x1b[999;999Hcorner",
 	"origin": "\x1b[5;10r\x1b[?6h\x1b[1;1Horigin-top\x1b[99;1Horigin-bottom\x1b[?6l\x1b[r\x1b[1;1Hhome",
 	"utf8": "héllo wörld ñ — “quotes” ✓ ☃\r\nCJK: 中文字符 日本語 한국어\r\nemoji: 😀🎉👍 ok\r\ncombining: e\u0301 a\u0308 n\u0303 x\u20dd\r\n" +
 		"wide at edge:" + strings.Repeat("-", 66) + "中x\r\n",
-	"acs": "\x1b(0lqqqwqqqk\r\nx   x   x\r\ntqqqnqqqu\r\nmqqqvqqqj\x1b(B ascii\r\n\x0e\x1b)0lqk\x0f back",
-	"alt-screen": "main text\r\nsecond\x1b[?1049h\x1b[Halt screen\x1b[5;5Hbox\x1b[?1049lback",
-	"alt-stay":   "main\x1b[?1049h\x1b[2J\x1b[Halt content\x1b[?25l\x1b[?1h\x1b=\x1b[?1000h\x1b[?1006h",
-	"modes":      "\x1b[?1002h\x1b[?7l\x1b[4hx",
+	"acs":            "\x1b(0lqqqwqqqk\r\nx   x   x\r\ntqqqnqqqu\r\nmqqqvqqqj\x1b(B ascii\r\n\x0e\x1b)0lqk\x0f back",
+	"alt-screen":     "main text\r\nsecond\x1b[?1049h\x1b[Halt screen\x1b[5;5Hbox\x1b[?1049lback",
+	"alt-stay":       "main\x1b[?1049h\x1b[2J\x1b[Halt content\x1b[?25l\x1b[?1h\x1b=\x1b[?1000h\x1b[?1006h",
+	"modes":          "\x1b[?1002h\x1b[?7l\x1b[4hx",
 	"overwrite-wide": "中文中文\r\n\x1b[1;3Hx\x1b[2;1H中文\x1b[2;1Hab",
 	"rep":            "ab\x1b[5bc",
 	"decaln":         "\x1b#8\x1b[3;3Hhello",
@@ -53,9 +53,9 @@ var synthetic = map[string]string{
 		}
 		return b.String()
 	}(),
-	"su-sd": "1\r\n2\r\n3\r\n4\r\n\x1b[2S\x1b[1T",
-	"bce":   "\x1b[42m\x1b[2J\x1b[Hgreen screen\x1b[m",
-	"bs-at-margin": strings.Repeat("z", 80) + "\bq\r\n" + strings.Repeat("y", 80) + "\r\nafter",
+	"su-sd":             "1\r\n2\r\n3\r\n4\r\n\x1b[2S\x1b[1T",
+	"bce":               "\x1b[42m\x1b[2J\x1b[Hgreen screen\x1b[m",
+	"bs-at-margin":      strings.Repeat("z", 80) + "\bq\r\n" + strings.Repeat("y", 80) + "\r\nafter",
 	"reverse-index-top": "top\x1bM\x1bMnew top",
 }
 
@@ -158,4 +158,29 @@ func TestTmuxBusybox(t *testing.T) {
 		data := record(t, 80, 24, []string{bb, "top", "-d", "1", "-n", "2"}, nil, []step{{wait: 1500 * time.Millisecond}})
 		compareWithTmux(t, 80, 24, data)
 	})
+}
+
+// Resizing reflows the main screen; tmux does too, so the result after a
+// resize is compared the same way.
+func TestTmuxResize(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 60; i++ {
+		fmt.Fprintf(&b, "\x1b[3%dm%02d %s\x1b[m\r\n", i%8, i, strings.Repeat("word ", i%25))
+	}
+	b.WriteString("$ prompt")
+	data := []byte(b.String())
+	cases := map[string][][2]int{
+		"narrower":         {{50, 24}},
+		"wider":            {{120, 24}},
+		"shorter":          {{80, 10}},
+		"taller":           {{80, 40}},
+		"narrow-then-wide": {{40, 24}, {100, 24}},
+		"both":             {{60, 30}},
+	}
+	for name, rs := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			compareWithTmux(t, 80, 24, data, rs...)
+		})
+	}
 }
