@@ -253,4 +253,3 @@ func terminalSize() *[2]uint {
 	}
 	return nil
 }
-

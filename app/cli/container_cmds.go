@@ -660,4 +660,3 @@ func portCmd(g *Globals) *cobra.Command {
 		},
 	}
 }
-
