@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/guest/initramfs"
 	"github.com/berth-dev/berth/runtime/container"
 	"github.com/berth-dev/berth/runtime/dataroot"
+	"github.com/berth-dev/berth/runtime/kernel"
 )
 
 // GuestDirEnv names the guest directory (see GuestDirFor).
@@ -85,10 +84,11 @@ func (b *BootFiles) Boot(ctx context.Context, arch, override string) (container.
 			return f, nil
 		}
 	}
-	kernel, modules, err := findKernel(arch, override)
+	k, err := kernel.Resolve(b.Root.Dir, arch, override)
 	if err != nil {
 		return container.BootFiles{}, err
 	}
+	kernelPath, modules := k.Image, k.ModulesDir
 	gd, err := GuestDirFor(b.GuestDir, arch)
 	if err != nil {
 		return container.BootFiles{}, err
@@ -100,7 +100,7 @@ func (b *BootFiles) Boot(ctx context.Context, arch, override string) (container.
 			return container.BootFiles{}, err
 		}
 	}
-	f := container.BootFiles{Kernel: kernel, Initrd: initrd}
+	f := container.BootFiles{Kernel: kernelPath, Initrd: initrd}
 	if b.cache == nil {
 		b.cache = map[string]container.BootFiles{}
 	}
@@ -136,70 +136,4 @@ func (b *BootFiles) initrdFor(base, modules string) (string, error) {
 		return "", err
 	}
 	return out, os.Rename(tmp.Name(), out)
-}
-
-// findKernel picks the kernel image and its modules directory: an explicit
-// path (modules from /lib/modules/<version> when the name says which), else
-// the newest /boot/vmlinuz-* of this machine for the host arch.
-func findKernel(arch, override string) (kernel, modules string, err error) {
-	if override != "" {
-		st, err := os.Stat(override)
-		if err != nil {
-			return "", "", fmt.Errorf("kernel %s: %w", override, err)
-		}
-		if st.IsDir() || st.Size() < 1<<20 {
-			return "", "", fmt.Errorf("kernel %s is not a kernel image (too small or a directory)", override)
-		}
-		return override, modulesFor(filepath.Base(override)), nil
-	}
-	matches, _ := filepath.Glob("/boot/vmlinuz-*")
-	sort.Slice(matches, func(i, j int) bool { return versionLess(matches[j], matches[i]) })
-	if len(matches) > 0 {
-		return matches[0], modulesFor(filepath.Base(matches[0])), nil
-	}
-	return "", "", errors.New("no guest kernel found in /boot: install linux-image-cloud-amd64 (packaging/setup-linux.sh) or pass --kernel")
-}
-
-func modulesFor(name string) string {
-	ver := strings.TrimPrefix(name, "vmlinuz-")
-	if ver == name {
-		return ""
-	}
-	d := filepath.Join("/lib/modules", ver)
-	if _, err := os.Stat(filepath.Join(d, "modules.dep")); err == nil {
-		return d
-	}
-	return ""
-}
-
-// versionLess orders "vmlinuz-6.1.0-9-…" before "vmlinuz-6.1.0-10-…".
-func versionLess(a, b string) bool {
-	pa, pb := splitNum(a), splitNum(b)
-	for i := 0; i < len(pa) && i < len(pb); i++ {
-		if pa[i] == pb[i] {
-			continue
-		}
-		na, ea := atoi(pa[i])
-		nb, eb := atoi(pb[i])
-		if ea && eb {
-			return na < nb
-		}
-		return pa[i] < pb[i]
-	}
-	return len(pa) < len(pb)
-}
-
-func splitNum(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '-' })
-}
-
-func atoi(s string) (int, bool) {
-	n := 0
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return 0, false
-		}
-		n = n*10 + int(r-'0')
-	}
-	return n, s != ""
 }
