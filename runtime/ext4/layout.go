@@ -92,7 +92,7 @@ func (w *Writer) finish() error {
 	// Inode count and table geometry.
 	want := uint64(w.opts.Inodes)
 	if want == 0 {
-		want = max(w.blocks*blockSize/(64<<10), usedInodes+65536)
+		want = max(w.blocks*blockSize/(64<<10), usedInodes+min(65536, w.blocks*blockSize/(16<<10)))
 	}
 	if usedInodes > want {
 		return fmt.Errorf("the tree has %d files but the image has %d inodes (raise the inode count)", usedInodes-firstIno+1, want)
@@ -337,11 +337,15 @@ func buildDirBlocks(d *node, parent *inode) []byte {
 	return out
 }
 
+// extentLimit is the longest extent the writer emits (a variable so tests
+// can force deep trees with small files).
+var extentLimit uint64 = maxExtentLen
+
 // extents splits an inode's contiguous run into extents of at most 32768 blocks.
 func (ino *inode) extents() [][3]uint64 { // logical, physical, length
 	var ex [][3]uint64
 	for done := uint64(0); done < ino.nblocks; {
-		n := min(ino.nblocks-done, maxExtentLen)
+		n := min(ino.nblocks-done, extentLimit)
 		ex = append(ex, [3]uint64{done, ino.start + done, n})
 		done += n
 	}
@@ -357,7 +361,7 @@ func (w *Writer) writeExtentLeaves(ino *inode) ([]uint32, error) {
 	}
 	nleaves := (len(ex) + extentsInBlock - 1) / extentsInBlock
 	if nleaves > extentsInInode {
-		return nil, fmt.Errorf("file of %d MiB is too large (max %d MiB)", ino.size>>20, extentsInInode*extentsInBlock*maxExtentLen/256)
+		return nil, fmt.Errorf("file of %d MiB is too large (max %d MiB)", ino.size>>20, extentsInInode*extentsInBlock*extentLimit/256)
 	}
 	buf := make([]byte, nleaves*blockSize)
 	for l := 0; l < nleaves; l++ {

@@ -22,7 +22,7 @@ type Options struct {
 	// 0 means DefaultSize. Capped at 16 TiB (32-bit block numbers).
 	Size int64
 	// Inodes is the total number of inodes. 0 means one per 64 KiB of Size,
-	// and never fewer than the tree needs plus 64Ki spare.
+	// and never fewer than the tree needs plus min(64Ki, one per 16 KiB) spare.
 	Inodes uint32
 	// Warn receives one line for every entry that is skipped or normalised.
 	Warn func(msg string)
