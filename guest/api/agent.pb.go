@@ -303,6 +303,7 @@ type SetupSystemRequest struct {
 	DnsOptions    []string               `protobuf:"bytes,4,rep,name=dns_options,json=dnsOptions,proto3" json:"dns_options,omitempty"`
 	Hosts         []*HostEntry           `protobuf:"bytes,5,rep,name=hosts,proto3" json:"hosts,omitempty"`                                                                               // added after the localhost lines
 	Sysctls       map[string]string      `protobuf:"bytes,6,rep,name=sysctls,proto3" json:"sysctls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // "net.ipv4.ip_forward" -> "1"
+	Entropy       []byte                 `protobuf:"bytes,7,opt,name=entropy,proto3" json:"entropy,omitempty"`                                                                           // mixed into the guest's random pool (credited)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -375,6 +376,13 @@ func (x *SetupSystemRequest) GetHosts() []*HostEntry {
 func (x *SetupSystemRequest) GetSysctls() map[string]string {
 	if x != nil {
 		return x.Sysctls
+	}
+	return nil
+}
+
+func (x *SetupSystemRequest) GetEntropy() []byte {
+	if x != nil {
+		return x.Entropy
 	}
 	return nil
 }
@@ -956,8 +964,11 @@ type ProcessSpec struct {
 	Rows             uint32    `protobuf:"varint,8,opt,name=rows,proto3" json:"rows,omitempty"`
 	Cols             uint32    `protobuf:"varint,9,opt,name=cols,proto3" json:"cols,omitempty"`
 	NoNewPrivileges  bool      `protobuf:"varint,10,opt,name=no_new_privileges,json=noNewPrivileges,proto3" json:"no_new_privileges,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Give the process a stdin pipe (docker run -i). Without it (and without
+	// a tty) stdin is /dev/null.
+	Stdin         bool `protobuf:"varint,11,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProcessSpec) Reset() {
@@ -1056,6 +1067,13 @@ func (x *ProcessSpec) GetCols() uint32 {
 func (x *ProcessSpec) GetNoNewPrivileges() bool {
 	if x != nil {
 		return x.NoNewPrivileges
+	}
+	return false
+}
+
+func (x *ProcessSpec) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
 	}
 	return false
 }
@@ -1979,7 +1997,7 @@ const file_agent_proto_rawDesc = "" +
 	"\bopen_fds\x18\n" +
 	" \x01(\x05R\aopenFds\x12\x18\n" +
 	"\azombies\x18\v \x01(\x05R\azombies\x12\x1b\n" +
-	"\trss_bytes\x18\f \x01(\x04R\brssBytes\"\xc9\x02\n" +
+	"\trss_bytes\x18\f \x01(\x04R\brssBytes\"\xe3\x02\n" +
 	"\x12SetupSystemRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x1f\n" +
 	"\vdns_servers\x18\x02 \x03(\tR\n" +
@@ -1989,7 +2007,8 @@ const file_agent_proto_rawDesc = "" +
 	"\vdns_options\x18\x04 \x03(\tR\n" +
 	"dnsOptions\x12/\n" +
 	"\x05hosts\x18\x05 \x03(\v2\x19.berth.agent.v1.HostEntryR\x05hosts\x12I\n" +
-	"\asysctls\x18\x06 \x03(\v2/.berth.agent.v1.SetupSystemRequest.SysctlsEntryR\asysctls\x1a:\n" +
+	"\asysctls\x18\x06 \x03(\v2/.berth.agent.v1.SetupSystemRequest.SysctlsEntryR\asysctls\x12\x18\n" +
+	"\aentropy\x18\a \x01(\fR\aentropy\x1a:\n" +
 	"\fSysctlsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"1\n" +
@@ -2036,7 +2055,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x06Rlimit\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04soft\x18\x02 \x01(\x04R\x04soft\x12\x12\n" +
-	"\x04hard\x18\x03 \x01(\x04R\x04hard\"\x9e\x02\n" +
+	"\x04hard\x18\x03 \x01(\x04R\x04hard\"\xb4\x02\n" +
 	"\vProcessSpec\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12\x10\n" +
 	"\x03env\x18\x02 \x03(\tR\x03env\x12\x10\n" +
@@ -2048,7 +2067,8 @@ const file_agent_proto_rawDesc = "" +
 	"\x04rows\x18\b \x01(\rR\x04rows\x12\x12\n" +
 	"\x04cols\x18\t \x01(\rR\x04cols\x12*\n" +
 	"\x11no_new_privileges\x18\n" +
-	" \x01(\bR\x0fnoNewPrivileges\"k\n" +
+	" \x01(\bR\x0fnoNewPrivileges\x12\x14\n" +
+	"\x05stdin\x18\v \x01(\bR\x05stdin\"k\n" +
 	"\x14CreateProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1b.berth.agent.v1.ProcessSpecR\x04spec\x12\x12\n" +
