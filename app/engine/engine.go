@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -38,7 +39,9 @@ type Options struct {
 	// DefaultCPUs / DefaultMemoryMiB size containers without --cpus/--memory.
 	DefaultCPUs      int
 	DefaultMemoryMiB int
-	Log              *slog.Logger
+	// BootTimeout bounds the wait for a guest's agent (0: the default).
+	BootTimeout time.Duration
+	Log         *slog.Logger
 }
 
 // Engine is one running Berth engine.
@@ -98,8 +101,8 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		Backend: backend,
 		Dial:    dialGuest,
 		Arch:    o.Arch, DefaultCPUs: o.DefaultCPUs, DefaultMemoryMiB: o.DefaultMemoryMiB,
-		KillStale: killStale,
-		Log:       o.Log,
+		KillStale: killStale, BootTimeout: o.BootTimeout,
+		Log: o.Log,
 	})
 	if err != nil {
 		return nil, err

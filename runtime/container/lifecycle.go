@@ -551,11 +551,24 @@ func (m *Manager) startFailed(c *ctr, err error) error {
 			r.State = container.StateCreated
 		}
 		r.Error = err.Error()
-		r.ExitCode = 128
+		r.ExitCode = startFailureCode(err)
 		r.VMPID, r.GuestPID, r.IP = 0, 0, ""
 		r.FinishedAt = time.Now().UTC()
 	})
 	return err
+}
+
+// startFailureCode is the exit status Docker records for a failed start:
+// 127 command not found, 126 not executable, 128 anything else.
+func startFailureCode(err error) int {
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "no such file or directory"), strings.Contains(msg, "executable file not found"), strings.Contains(msg, "not found in $path"):
+		return 127
+	case strings.Contains(msg, "permission denied"):
+		return 126
+	}
+	return 128
 }
 
 // monitor waits for the main process (or the VM) to end, powers the VM off,

@@ -368,7 +368,6 @@ func (m *Manager) top(ctx context.Context, ref, psArgs string) (container.TopRes
 	return resp, nil
 }
 
-
 // ImageInUse reports whether any container was created from the image with
 // this manifest digest (the image store refuses to remove it then).
 func (m *Manager) ImageInUse(digest string) bool {
