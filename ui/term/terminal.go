@@ -215,6 +215,10 @@ func (t *Terminal) markRange(a, b int) {
 
 func (t *Terminal) markAll() { t.markRange(0, t.h-1) }
 
+// MarkAllDirty makes the next TakeDirty return every row (a view that
+// attaches or changes fonts redraws everything).
+func (t *Terminal) MarkAllDirty() { t.markAll() }
+
 // TakeDirty returns the rows changed since the last call (ascending) and
 // clears the record. The cursor's row is always included so a view can move
 // the cursor without tracking it itself.
