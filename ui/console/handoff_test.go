@@ -99,7 +99,7 @@ func TestAppleScriptHandoffs(t *testing.T) {
 		} else {
 			i += len("script ")
 		}
-		lit := script[i:strings.Index(script[i:], "\n")+i]
+		lit := script[i : strings.Index(script[i:], "\n")+i]
 		if got := parseAppleScriptString(t, lit); got != line {
 			t.Errorf("%s: script runs %q, want %q", app, got, line)
 		}
