@@ -1,0 +1,78 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/app/engine"
+	"github.com/berth-dev/berth/internal/testenv"
+	"github.com/berth-dev/berth/internal/testimage"
+	"github.com/berth-dev/berth/runtime/dataroot"
+)
+
+// engineEnv is a real engine (QEMU VMs, the real agent) behind the API on
+// its own data root, plus a loopback registry holding the busybox image.
+type engineEnv struct {
+	Sock  string
+	Image string // pullable ref of the busybox test image
+	Root  dataroot.Root
+	Eng   *engine.Engine
+}
+
+// startEngine boots nothing yet: VMs start with containers.
+func startEngine(t *testing.T) *engineEnv {
+	t.Helper()
+	arch := runtime.GOARCH
+	testenv.RequireQEMU(t, arch)
+	gd := testenv.GuestDir(t, arch)
+	guest := t.TempDir()
+	if err := os.Symlink(gd, filepath.Join(guest, arch)); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "berth-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	root, err := dataroot.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	eng, err := engine.Open(context.Background(), engine.Options{Root: root, GuestDir: guest, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := eng.Close(ctx); err != nil {
+			t.Logf("engine close: %v", err)
+		}
+	})
+	sock := serve(t, Backend{
+		Images:     &ImageStore{Store: eng.Images, Publish: eng.Events.Publish},
+		Containers: eng.Containers,
+		Events:     eng.Events,
+		DataRoot:   root.Dir,
+	})
+	reg := testimage.Registry(t, testimage.RegistryOptions{})
+	img, err := testimage.BusyboxImage(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Push(t, img, "test/busybox:latest")
+	return &engineEnv{Sock: sock, Image: ref, Root: root, Eng: eng}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", p)
+	return len(p), nil
+}
