@@ -1,3 +1,5 @@
+//go:build linux
+
 package ext4
 
 import (
@@ -359,7 +361,7 @@ func TestLayersWhiteouts(t *testing.T) {
 		{hdr: dirH("filebecomesdir", 0o711)},
 		{hdr: fileH("filebecomesdir/inside", 0o644), data: []byte("in")},
 		{hdr: fileH(".wh.gone", 0o644)},
-		{hdr: fileH(".wh.linked", 0o644)}, // one name of a hard-linked pair
+		{hdr: fileH(".wh.linked", 0o644)},                         // one name of a hard-linked pair
 		{hdr: fileH("merge/upper", 0o644), data: []byte("upper")}, // implicit parent: lower metadata stays
 		{hdr: fileH(".wh.recreated", 0o644)},
 		{hdr: dirH("recreated", 0o755)},
