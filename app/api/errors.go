@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/common"
@@ -77,7 +78,18 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Method == http.MethodHead || code == http.StatusNotModified {
 		return
 	}
-	json.NewEncoder(w).Encode(common.ErrorResponse{Message: err.Error()})
+	json.NewEncoder(w).Encode(common.ErrorResponse{Message: dockerWording(err.Error())})
+}
+
+// dockerWording capitalises the not-found messages the way dockerd words
+// them ("No such container: x"): scripts and tools match on them.
+func dockerWording(msg string) string {
+	for _, p := range []string{"no such container", "no such image", "no such exec"} {
+		if strings.HasPrefix(msg, p) {
+			return "N" + msg[1:]
+		}
+	}
+	return msg
 }
 
 // writeJSON sends v with status code.
