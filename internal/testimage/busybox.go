@@ -90,7 +90,9 @@ type File struct {
 
 // Dir, Symlink and Whiteout are shorthands for File entries.
 func Dir(p string, perm os.FileMode) File { return File{Path: p, Mode: os.ModeDir | perm} }
-func Symlink(p, target string) File      { return File{Path: p, Mode: os.ModeSymlink | 0o777, Linkname: target} }
+func Symlink(p, target string) File {
+	return File{Path: p, Mode: os.ModeSymlink | 0o777, Linkname: target}
+}
 
 // Whiteout returns the OCI whiteout entry that deletes p in lower layers.
 func Whiteout(p string) File {

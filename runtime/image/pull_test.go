@@ -64,7 +64,9 @@ func TestPullFromRegistry(t *testing.T) {
 	}
 }
 
-func isNotFound(err error) bool { return err != nil && strings.Contains(err.Error(), ErrNotFound.Error()) }
+func isNotFound(err error) bool {
+	return err != nil && strings.Contains(err.Error(), ErrNotFound.Error())
+}
 
 func TestPullWithHtpasswdAuth(t *testing.T) {
 	// Not parallel: DOCKER_CONFIG is process-wide.
