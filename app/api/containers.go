@@ -140,7 +140,7 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := checkFilterTerms(f, "id", "name", "label", "status", "exited", "ancestor", "before", "since"); err != nil {
+	if err := checkFilterTerms(f, "id", "name", "label", "status", "exited", "ancestor", "before", "since", "until"); err != nil {
 		return err
 	}
 	list, err := cs.List(r.Context(), ctrs.ListOptions{All: all, Limit: limit, Filters: f})

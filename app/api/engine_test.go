@@ -44,7 +44,7 @@ func startEngine(t *testing.T) *engineEnv {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := engine.Open(context.Background(), engine.Options{Root: root, GuestDir: guest, Log: log})
+	eng, err := engine.Open(context.Background(), engine.Options{Root: root, GuestDir: guest, Log: log, DefaultCPUs: 1, DefaultMemoryMiB: 256})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -154,6 +154,9 @@ func validateCreate(req *container.CreateRequest, hostMemory int64) error {
 	if cfg.Healthcheck != nil && len(cfg.Healthcheck.Test) > 0 && cfg.Healthcheck.Test[0] != "NONE" {
 		return notImplemented("health checks are not supported by Berth yet (--health-cmd / image HEALTHCHECK)")
 	}
+	if cfg.Domainname != "" {
+		return notImplemented("--domainname is not supported by Berth yet")
+	}
 	if cfg.NetworkDisabled {
 		return notImplemented("--network none is not supported by Berth yet: every container has its own NIC")
 	}
