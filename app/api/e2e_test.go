@@ -101,6 +101,25 @@ func TestDockerCLIEndToEnd(t *testing.T) {
 			}
 		})
 
+		t.Run("client hangs up mid-attach", func(t *testing.T) {
+			for _, q := range []string{"stream=1&stdout=1&stderr=1", "stream=1&stdin=1&stdout=1&stderr=1"} {
+				c, err := net.Dial("unix", sock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(c, "POST /v1.50/containers/web/attach?%s HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", q)
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err != nil || !strings.Contains(line, "101") {
+					t.Fatalf("attach upgrade: %q %v", line, err)
+				}
+				c.Close()
+			}
+			if st := strings.TrimSpace(d("inspect", "--format", "{{.State.Status}}", "web")); st != "running" {
+				t.Fatalf("web is %s after an attached client hung up", st)
+			}
+			httpGet(t, port, "/hello.txt")
+		})
+
 		ins := d("inspect", "--format", "{{.State.Running}} {{.State.Pid}} {{.NetworkSettings.IPAddress}} {{.Name}}", "web")
 		if !strings.HasPrefix(ins, "true ") || !strings.Contains(ins, "/web") {
 			t.Errorf("docker inspect web: %q", ins)

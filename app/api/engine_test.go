@@ -25,7 +25,7 @@ type engineEnv struct {
 }
 
 // startEngine boots nothing yet: VMs start with containers.
-func startEngine(t *testing.T) *engineEnv {
+func startEngine(t testing.TB) *engineEnv {
 	t.Helper()
 	arch := runtime.GOARCH
 	testenv.RequireQEMU(t, arch)
@@ -44,7 +44,9 @@ func startEngine(t *testing.T) *engineEnv {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := engine.Open(context.Background(), engine.Options{Root: root, GuestDir: guest, Log: log, DefaultCPUs: 1, DefaultMemoryMiB: 256})
+	eng, err := engine.Open(context.Background(), engine.Options{Root: root, GuestDir: guest, Log: log, DefaultCPUs: 1, DefaultMemoryMiB: 256,
+		// TCG on a shared 2-core machine: boots can take minutes under load.
+		BootTimeout: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +57,12 @@ func startEngine(t *testing.T) *engineEnv {
 			t.Logf("engine close: %v", err)
 		}
 	})
-	sock := serve(t, Backend{
+	sock := serveAt(t, Backend{
 		Images:     &ImageStore{Store: eng.Images, Publish: eng.Events.Publish},
 		Containers: eng.Containers,
 		Events:     eng.Events,
 		DataRoot:   root.Dir,
-	})
+	}, root.Socket())
 	reg := testimage.Registry(t, testimage.RegistryOptions{})
 	img, err := testimage.BusyboxImage(arch)
 	if err != nil {
@@ -70,7 +72,7 @@ func startEngine(t *testing.T) *engineEnv {
 	return &engineEnv{Sock: sock, Image: ref, Root: root, Eng: eng}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Logf("%s", p)

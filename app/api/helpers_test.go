@@ -38,7 +38,12 @@ func serve(t testing.TB, b Backend) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "berth.sock")
+	return serveAt(t, b, filepath.Join(dir, "berth.sock"))
+}
+
+// serveAt starts a Server over b on the socket path.
+func serveAt(t testing.TB, b Backend, sock string) string {
+	t.Helper()
 	l, err := ListenUnix(sock)
 	if err != nil {
 		t.Fatal(err)
