@@ -108,3 +108,47 @@ func ListenTCP(hostURL string) (net.Listener, error) {
 	}
 	return l, nil
 }
+
+// ListenHosts opens what `berth daemon --host` asks for, in Docker's
+// syntax: unix:///path or tcp://host:port. With no hosts it opens only the
+// data root's socket (defaultSocket). Every tcp:// listener is reported
+// through warn first: whoever reaches it controls every container.
+// On error, listeners opened so far are closed.
+func ListenHosts(defaultSocket string, hosts []string, warn func(string)) ([]net.Listener, error) {
+	if len(hosts) == 0 {
+		hosts = []string{"unix://" + defaultSocket}
+	}
+	var out []net.Listener
+	fail := func(err error) ([]net.Listener, error) {
+		for _, l := range out {
+			l.Close()
+		}
+		return nil, err
+	}
+	for _, h := range hosts {
+		switch {
+		case strings.HasPrefix(h, "unix://"):
+			p := strings.TrimPrefix(h, "unix://")
+			if !filepath.IsAbs(p) {
+				return fail(fmt.Errorf("--host %q: the socket path must be absolute", h))
+			}
+			l, err := ListenUnix(p)
+			if err != nil {
+				return fail(err)
+			}
+			out = append(out, l)
+		case strings.HasPrefix(h, "tcp://"):
+			if warn != nil {
+				warn(fmt.Sprintf("WARNING: serving the Docker API on %s without TLS: anyone who can connect controls every container (and can read any file Berth can)", h))
+			}
+			l, err := ListenTCP(h)
+			if err != nil {
+				return fail(err)
+			}
+			out = append(out, l)
+		default:
+			return fail(fmt.Errorf("--host %q: use unix:///path or tcp://host:port", h))
+		}
+	}
+	return out, nil
+}

@@ -229,3 +229,35 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Fatal("server stopped answering after 100 concurrent calls")
 	}
 }
+
+func TestListenHosts(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "berth.sock")
+	var warned []string
+	ls, err := ListenHosts(sock, nil, func(s string) { warned = append(warned, s) })
+	if err != nil || len(ls) != 1 || len(warned) != 0 {
+		t.Fatalf("default: %v %v %v", ls, err, warned)
+	}
+	ls[0].Close()
+	ls, err = ListenHosts(sock, []string{"unix://" + sock, "tcp://127.0.0.1:0"}, func(s string) { warned = append(warned, s) })
+	if err != nil || len(ls) != 2 || len(warned) != 1 || !strings.Contains(warned[0], "WARNING") {
+		t.Fatalf("tcp: %v %v %v", ls, err, warned)
+	}
+	srv := New(Options{Version: "test"})
+	go srv.Serve(ls[1])
+	defer srv.Close()
+	resp, err := http.Get("http://" + ls[1].Addr().String() + "/_ping")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("tcp ping: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	ls[0].Close()
+	for _, bad := range []string{"udp://x:1", "unix://relative.sock", "tcp://"} {
+		if _, err := ListenHosts(sock, []string{bad}, nil); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
