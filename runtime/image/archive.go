@@ -3,7 +3,6 @@ package image
 import (
 	"archive/tar"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -81,9 +80,9 @@ func (a *archive) stageStream(r io.Reader) (*member, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.New()
+	t := &tempFile{f: f, h: sha256.New()}
 	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), r, buf)
+	_, err = io.CopyBuffer(t, r, buf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -91,7 +90,7 @@ func (a *archive) stageStream(r io.Reader) (*member, error) {
 		os.Remove(p)
 		return nil, err
 	}
-	return &member{staged: p, size: n, digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}}, nil
+	return &member{staged: p, size: t.n, digest: t.digest()}, nil
 }
 
 // readTar stages every regular file of a tar stream and records links.
@@ -259,7 +258,7 @@ func (b *blobStore) commitStaged(m *member, d v1.Hash) error {
 	if err != nil {
 		return err
 	}
-	err = f.Sync()
+	err = syncData(f)
 	f.Close()
 	if err != nil {
 		return err

@@ -60,9 +60,10 @@ func (b *blobStore) open(d v1.Hash) (*os.File, error) {
 
 // tempFile is a blob being written: bytes go to a temp file and a hash.
 type tempFile struct {
-	f *os.File
-	h hash.Hash
-	n int64
+	f       *os.File
+	h       hash.Hash
+	n       int64
+	flushed int64 // bytes handed to writeback so far
 }
 
 func (b *blobStore) newTemp() (*tempFile, error) {
@@ -80,8 +81,16 @@ func (t *tempFile) Write(p []byte) (int, error) {
 	n, err := t.f.Write(p)
 	t.h.Write(p[:n])
 	t.n += int64(n)
+	// Start writeback as data arrives, so the fsync before publishing
+	// finds little left to flush (it dominated large pulls otherwise).
+	if t.n-t.flushed >= writebackChunk {
+		startWriteback(t.f, t.flushed, t.n-t.flushed)
+		t.flushed = t.n
+	}
 	return n, err
 }
+
+const writebackChunk = 8 << 20
 
 func (t *tempFile) digest() v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(t.h.Sum(nil))}
@@ -113,7 +122,7 @@ func (b *blobStore) commit(t *tempFile, want v1.Hash, size int64) error {
 // publish moves a verified temp file to its digest's place.
 func (b *blobStore) publish(t *tempFile) error {
 	d := t.digest()
-	if err := t.f.Sync(); err != nil {
+	if err := syncData(t.f); err != nil {
 		return err
 	}
 	if err := t.f.Close(); err != nil {

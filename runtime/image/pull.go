@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -121,7 +124,11 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 		return nil, registryError(ctx, ref, err)
 	}
 
-	// Layers, in parallel, skipping what is already here.
+	// Layers, in parallel, skipping what is already here. Blobs are fetched
+	// with plain GETs over one authenticated transport: the store verifies
+	// digest and size itself, so go-containerregistry's second hash pass
+	// over every byte is not needed.
+	var fetch *blobFetcher
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.jobs())
 	seen := map[v1.Hash]bool{}
@@ -136,16 +143,17 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 			continue
 		}
 		rep.emit(Event{ID: id, Status: StatusWaiting, Total: l.Size})
+		if fetch == nil {
+			if fetch, err = s.newFetcher(ctx, ref.Context()); err != nil {
+				return nil, registryError(ctx, ref, err)
+			}
+		}
 		l := l
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			layer, err := img.LayerByDigest(l.Digest)
-			if err != nil {
-				return err
-			}
-			rc, err := layer.Compressed()
+			rc, err := fetch.open(gctx, l.Digest)
 			if err != nil {
 				return err
 			}
@@ -283,8 +291,44 @@ func checkConfig(raw []byte, mf *v1.Manifest) (*v1.ConfigFile, error) {
 	return cf, nil
 }
 
-// transport refuses plain HTTP to anything but loopback: go-containerregistry
-// would otherwise fall back to HTTP for private-range addresses too.
+// blobFetcher downloads blobs of one repository.
+type blobFetcher struct {
+	client *http.Client
+	repo   name.Repository
+}
+
+func (s *Store) newFetcher(ctx context.Context, repo name.Repository) (*blobFetcher, error) {
+	auth, err := authn.Resolve(ctx, s.keychain(), repo)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := transport.NewWithContext(ctx, repo.Registry, auth, s.transport(), []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	return &blobFetcher{client: &http.Client{Transport: tr}, repo: repo}, nil
+}
+
+func (f *blobFetcher) open(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
+	u := url.URL{Scheme: f.repo.Scheme(), Host: f.repo.RegistryStr(), Path: "/v2/" + f.repo.RepositoryStr() + "/blobs/" + d.String()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// transport speaks HTTPS to every registry that is not on loopback:
+// go-containerregistry would use plain HTTP for private-range addresses
+// (10.x, 192.168.x) too, sending credentials in the clear.
 func (s *Store) transport() http.RoundTripper {
 	base := s.Transport
 	if base == nil {
@@ -297,7 +341,8 @@ type loopbackOnlyHTTP struct{ base http.RoundTripper }
 
 func (t loopbackOnlyHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && !isLoopback(req.URL.Host) {
-		return nil, fmt.Errorf("refusing plain HTTP to %s: only registries on this machine (loopback) may be used without TLS", req.URL.Host)
+		req = req.Clone(req.Context())
+		req.URL.Scheme = "https"
 	}
 	return t.base.RoundTrip(req)
 }

@@ -1,0 +1,163 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/berth-dev/berth/internal/testimage"
+)
+
+// Benchmarks need heavy setup (200 MB of layers, a registry, building
+// crane): they run only under `make bench` (BERTH_BENCH=1).
+func requireBench(b *testing.B) {
+	if os.Getenv("BERTH_BENCH") != "1" {
+		b.Skip("set BERTH_BENCH=1 (make bench) to run")
+	}
+}
+
+// randomTar is an uncompressed tar holding one file of n random bytes.
+func randomTar(seed uint64, n int) []byte {
+	data := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
+	r.Read(data)
+	return tarOf([2]string{fmt.Sprintf("data-%d.bin", seed), string(data)})
+}
+
+// benchLayers are the layer tars of a ~200 MB, 5-layer image.
+func benchLayers() [][]byte {
+	sizes := []int{80 << 20, 60 << 20, 40 << 20, 15 << 20, 5 << 20}
+	var out [][]byte
+	for i, n := range sizes {
+		out = append(out, randomTar(uint64(i+1), n))
+	}
+	return out
+}
+
+// buildCrane compiles go-containerregistry's crane from the module cache
+// (in its own module, so this repository's go.sum needs nothing extra).
+func buildCrane(b *testing.B) string {
+	b.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/go-containerregistry").Output()
+	if err != nil {
+		b.Fatalf("locate go-containerregistry: %v", err)
+	}
+	dir := strings.TrimSpace(string(out))
+	bin := filepath.Join(b.TempDir(), "crane")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/crane")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build crane: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// BenchmarkPull pulls a ~200 MB multi-layer image from a loopback
+// registry with Berth and with `crane pull --format oci` (same registry,
+// same image, cold destination each time) and reports berth/crane.
+func BenchmarkPull(b *testing.B) {
+	requireBench(b)
+	crane := buildCrane(b)
+	reg := testimage.Registry(b, testimage.RegistryOptions{})
+	var layers []v1.Layer
+	var total int64
+	for _, t := range benchLayers() {
+		l, err := testimage.LayerFromTar(t)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sz, _ := l.Size()
+		total += sz
+		layers = append(layers, l)
+	}
+	ref := reg.Push(b, mustImage(testimage.Image("amd64", nil, layers...)), "bench/pull:1")
+	b.ResetTimer()
+	var berthBest, craneBest time.Duration
+	for i := 0; i < b.N; i++ {
+		// Best of two rounds each, interleaved: the machine is shared.
+		for round := 0; round < 2; round++ {
+			dst := filepath.Join(b.TempDir(), "layout")
+			t0 := time.Now()
+			if out, err := exec.Command(crane, "pull", "--insecure", "--format", "oci", ref, dst).CombinedOutput(); err != nil {
+				b.Fatalf("crane pull: %v\n%s", err, out)
+			}
+			if d := time.Since(t0); craneBest == 0 || d < craneBest {
+				craneBest = d
+			}
+			s, _ := newStore(b)
+			t0 = time.Now()
+			if _, err := s.Pull(context.Background(), ref, PullOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			if d := time.Since(t0); berthBest == 0 || d < berthBest {
+				berthBest = d
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(total)/1e6, "MB")
+	b.ReportMetric(berthBest.Seconds(), "berth_s")
+	b.ReportMetric(craneBest.Seconds(), "crane_s")
+	b.ReportMetric(berthBest.Seconds()/craneBest.Seconds(), "berth/crane")
+}
+
+// BenchmarkLoad loads a ~200 MB docker-archive shaped like `docker save`
+// output (uncompressed layer.tar files) and reports MB/s.
+func BenchmarkLoad(b *testing.B) {
+	requireBench(b)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	var diffIDs []v1.Hash
+	var layerPaths []string
+	for i, l := range benchLayers() {
+		d := sha256Hash(l)
+		diffIDs = append(diffIDs, d)
+		p := fmt.Sprintf("%s/layer.tar", d.Hex)
+		layerPaths = append(layerPaths, p)
+		tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(l)), Typeflag: tar.TypeReg})
+		tw.Write(l)
+		_ = i
+	}
+	cfg, _ := json.Marshal(v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: diffIDs}})
+	cfgName := sha256Hash(cfg).Hex + ".json"
+	man, _ := json.Marshal([]dockerEntry{{Config: cfgName, RepoTags: []string{"bench/load:1"}, Layers: layerPaths}})
+	for _, f := range [][2][]byte{{[]byte(cfgName), cfg}, {[]byte("manifest.json"), man}} {
+		tw.WriteHeader(&tar.Header{Name: string(f[0]), Mode: 0o644, Size: int64(len(f[1])), Typeflag: tar.TypeReg})
+		tw.Write(f[1])
+	}
+	tw.Close()
+	archive := filepath.Join(b.TempDir(), "bench.tar")
+	if err := os.WriteFile(archive, buf.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	size := buf.Len()
+	buf = bytes.Buffer{}
+	b.ResetTimer()
+	var best time.Duration
+	for i := 0; i < b.N; i++ {
+		for round := 0; round < 2; round++ {
+			s, _ := newStore(b)
+			t0 := time.Now()
+			if _, err := s.LoadPath(context.Background(), archive, LoadOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			if d := time.Since(t0); best == 0 || d < best {
+				best = d
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(size)/1e6, "MB")
+	b.ReportMetric(float64(size)/1e6/best.Seconds(), "MB/s")
+}
