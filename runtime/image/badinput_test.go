@@ -202,18 +202,24 @@ func TestPullBadInput(t *testing.T) {
 	s, root := newStore(t)
 	weird := ociWithLayerTypeImage(t)
 	weirdRef := reg.Push(t, weird, "weird:1")
-	cases := []struct{ ref, want string }{
-		{"UPPER/Case:x", "invalid image reference"},
-		{"busybox:bad tag", "invalid image reference"},
-		{"127.0.0.1:1/busybox:latest", "cannot reach registry 127.0.0.1:1"},
-		{reg.Addr + "/nosuch:latest", "not found on registry"},
-		{weirdRef, "unsupported layer media type"},
+	cases := []struct {
+		ref, want string
+		kind      error
+	}{
+		{"UPPER/Case:x", "invalid image reference", nil},
+		{"busybox:bad tag", "invalid image reference", nil},
+		{"127.0.0.1:1/busybox:latest", "cannot reach registry 127.0.0.1:1", ErrUnreachable},
+		{reg.Addr + "/nosuch:latest", "not found on registry", ErrNotOnRegistry},
+		{weirdRef, "unsupported layer media type", nil},
 	}
 	before := snapshot(t, s, root)
 	for _, c := range cases {
 		_, err := s.Pull(context.Background(), c.ref, PullOptions{})
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("pull %s: %v; want one line containing %q", c.ref, err, c.want)
+		}
+		if c.kind != nil && !errors.Is(err, c.kind) {
+			t.Errorf("pull %s: %v is not %v", c.ref, err, c.kind)
 		}
 	}
 	if after := snapshot(t, s, root); after != before {

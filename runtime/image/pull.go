@@ -358,9 +358,9 @@ func registryError(ctx context.Context, ref name.Reference, err error) error {
 	if errors.As(err, &te) {
 		switch {
 		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden:
-			return fmt.Errorf("registry %s refused access to %s (HTTP %d): wrong or missing credentials; log in with `docker login %s` (Berth reads $DOCKER_CONFIG or ~/.docker/config.json)", host, ref.Context().RepositoryStr(), te.StatusCode, host)
+			return &RegistryError{Kind: ErrDenied, msg: fmt.Sprintf("registry %s refused access to %s (HTTP %d): wrong or missing credentials; log in with `docker login %s` (Berth reads $DOCKER_CONFIG or ~/.docker/config.json)", host, ref.Context().RepositoryStr(), te.StatusCode, host)}
 		case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode):
-			return fmt.Errorf("%s not found on registry %s: check the name and tag", ref, host)
+			return &RegistryError{Kind: ErrNotOnRegistry, msg: fmt.Sprintf("%s not found on registry %s: check the name and tag", ref, host)}
 		case hasCode(te, transport.BlobUnknownErrorCode):
 			return fmt.Errorf("registry %s lacks a blob of %s (%s)", host, ref, oneLine(te.Error()))
 		}
@@ -369,10 +369,27 @@ func registryError(ctx context.Context, ref name.Reference, err error) error {
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &oe) || errors.As(err, &ne) {
-		return fmt.Errorf("cannot reach registry %s: %s; check the name and that it is running", host, oneLine(rootCause(err).Error()))
+		return &RegistryError{Kind: ErrUnreachable, msg: fmt.Sprintf("cannot reach registry %s: %s; check the name and that it is running", host, oneLine(rootCause(err).Error()))}
 	}
 	return fmt.Errorf("pull %s: %s", ref, oneLine(err.Error()))
 }
+
+// Kinds of registry failure, for errors.Is on what Pull returns.
+var (
+	ErrNotOnRegistry = errors.New("image not found on the registry")
+	ErrDenied        = errors.New("registry denied access")
+	ErrUnreachable   = errors.New("registry unreachable")
+)
+
+// RegistryError is a failed registry exchange: a one-line message for
+// people and a Kind for code.
+type RegistryError struct {
+	Kind error
+	msg  string
+}
+
+func (e *RegistryError) Error() string { return e.msg }
+func (e *RegistryError) Unwrap() error { return e.Kind }
 
 func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
 	for _, d := range te.Errors {

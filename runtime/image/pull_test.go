@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +82,7 @@ func TestPullWithHtpasswdAuth(t *testing.T) {
 	before := snapshot(t, s, root)
 	t.Setenv("DOCKER_CONFIG", reg.DockerConfig(t, "berth", "wrong"))
 	_, err = s.Pull(context.Background(), ref, PullOptions{})
-	if err == nil || !strings.Contains(err.Error(), "refused access") || strings.Contains(err.Error(), "\n") {
+	if err == nil || !strings.Contains(err.Error(), "refused access") || strings.Contains(err.Error(), "\n") || !errors.Is(err, ErrDenied) {
 		t.Fatalf("wrong password: %v", err)
 	}
 	if after := snapshot(t, s, root); after != before {
