@@ -7,13 +7,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/app/api"
+	"github.com/berth-dev/berth/internal/testimage"
 	"github.com/berth-dev/berth/runtime/dataroot"
+	imgstore "github.com/berth-dev/berth/runtime/image"
+	"github.com/berth-dev/berth/runtime/state"
 )
 
 func runCLI(t *testing.T, args ...string) (string, string, error) {
@@ -112,5 +116,77 @@ func TestClientTalksToTheEngineSocket(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != api.MaxVersion {
 		t.Fatalf("docker version through the context: %v %q", err, out)
+	}
+}
+
+// With an engine serving the data root, the image commands go through its
+// API (the engine holds state.db, so opening the store would fail).
+func TestImageCommandsViaEngine(t *testing.T) {
+	reg := testimage.Registry(t, testimage.RegistryOptions{})
+	img, err := testimage.BusyboxImage(runtime.GOARCH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Push(t, img, "cli/busybox:1")
+
+	dir := shortTempDir(t)
+	root, err := dataroot.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := state.Open(root.StateDB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, err := imgstore.New(db, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := api.ListenUnix(root.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Options{Version: "test", Backend: api.Backend{Images: &api.ImageStore{Store: st}}})
+	go srv.Serve(l)
+	defer srv.Close()
+
+	berth := func(args ...string) string {
+		t.Helper()
+		out, errOut, err := runCLI(t, append(args, "--data-root", dir)...)
+		if err != nil {
+			t.Fatalf("berth %v: %v\n%s%s", args, err, out, errOut)
+		}
+		return out
+	}
+	if out := berth("pull", ref); !strings.Contains(out, "Pull complete") {
+		t.Fatalf("berth pull via the engine:\n%s", out)
+	}
+	if out := berth("images"); !strings.Contains(out, reg.Addr+"/cli/busybox") {
+		t.Fatalf("berth images:\n%s", out)
+	}
+	berth("tag", ref, "cli/copy:2")
+	tarPath := filepath.Join(shortTempDir(t), "img.tar")
+	berth("save", "-o", tarPath, "cli/copy:2")
+	if fi, err := os.Stat(tarPath); err != nil || fi.Size() < 100000 {
+		t.Fatalf("berth save: %v", err)
+	}
+	if out := berth("rmi", "cli/copy:2"); !strings.Contains(out, "Untagged: cli/copy:2") {
+		t.Fatalf("berth rmi: %q", out)
+	}
+	if out := berth("load", "-i", tarPath); !strings.Contains(out, "Loaded image: cli/copy:2") {
+		t.Fatalf("berth load: %q", out)
+	}
+	if out := berth("image", "inspect", "cli/copy:2"); !strings.Contains(out, `"Architecture": "`+runtime.GOARCH) {
+		t.Fatalf("berth image inspect:\n%s", out)
+	}
+	if out := berth("image", "prune", "-a"); !strings.Contains(out, "Total reclaimed space") {
+		t.Fatalf("berth image prune: %q", out)
+	}
+	if out := berth("images", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("images after prune -a: %q", out)
+	}
+	if _, _, err := runCLI(t, "rmi", "nosuch", "--data-root", dir); err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Fatalf("berth rmi nosuch: %v", err)
 	}
 }

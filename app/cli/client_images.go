@@ -1,0 +1,319 @@
+package cli
+
+// Image commands over the engine API. Only one process may open state.db,
+// so while an engine runs, `berth pull`, `berth images`, … must go through
+// its socket instead of opening the store. routeImagesViaEngine puts these
+// implementations in front of the store-based commands of image.go: when
+// an engine answers on the socket they run, otherwise image.go's do.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// engineImageCommands maps a command path (as cobra's CommandPath without
+// the root) to its API implementation.
+var engineImageCommands = map[string]func(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error{
+	"pull": apiPull, "image pull": apiPull,
+	"images": apiImages, "image ls": apiImages,
+	"load": apiLoad, "image load": apiLoad,
+	"save": apiSave, "image save": apiSave,
+	"tag": apiTag, "image tag": apiTag,
+	"rmi": apiRmi, "image rm": apiRmi,
+	"image inspect": apiImageInspect,
+	"image prune":   apiImagePrune,
+	"import": apiImport, "image import": apiImport,
+}
+
+func init() {
+	register(func(root *cobra.Command, g *Globals) {
+		// Commands are all registered once NewRoot returns; wrap them just
+		// before one runs (cobra calls initializers before RunE).
+		cobra.OnInitialize(func() { routeImagesViaEngine(root, g) })
+	})
+}
+
+// routeImagesViaEngine wraps each image command so that it uses the
+// engine's API when an engine runs.
+func routeImagesViaEngine(root *cobra.Command, g *Globals) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		path := strings.TrimPrefix(c.CommandPath(), root.Name()+" ")
+		viaAPI, ok := engineImageCommands[path]
+		if !ok || c.RunE == nil || c.Annotations["berth.viaEngine"] == "1" {
+			return
+		}
+		direct := c.RunE
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations["berth.viaEngine"] = "1"
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if !g.EngineRunning() {
+				return direct(cmd, args)
+			}
+			cl, err := g.Client()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			return viaAPI(g, cmd, args, cl)
+		}
+	}
+	walk(root)
+}
+
+func flagString(cmd *cobra.Command, name string) string {
+	if f := cmd.Flags().Lookup(name); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
+func flagBool(cmd *cobra.Command, name string) bool { return flagString(cmd, name) == "true" }
+
+func apiPull(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+	if len(args) != 1 {
+		return fmt.Errorf("pull takes one image reference")
+	}
+	var opts client.ImagePullOptions
+	if p := flagString(cmd, "platform"); p != "" {
+		parts := strings.Split(p, "/")
+		if len(parts) < 2 {
+			return fmt.Errorf("invalid platform %q: use os/arch[/variant]", p)
+		}
+		pl := ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+		if len(parts) > 2 {
+			pl.Variant = parts[2]
+		}
+		opts.Platforms = []ocispec.Platform{pl}
+	}
+	resp, err := c.ImagePull(cmd.Context(), args[0], opts)
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	out := cmd.OutOrStdout()
+	quiet := flagBool(cmd, "quiet")
+	last := map[string]string{}
+	err = DecodeProgress(resp, func(m jsonstream.Message) {
+		if quiet || m.Status == "" || last[m.ID] == m.Status {
+			return // byte counts repeat a status: one line per change
+		}
+		last[m.ID] = m.Status
+		if m.ID != "" {
+			fmt.Fprintf(out, "%s: %s\n", m.ID, m.Status)
+		} else {
+			fmt.Fprintln(out, m.Status)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if quiet {
+		fmt.Fprintln(out, args[0])
+	}
+	return nil
+}
+
+func apiImages(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+	res, err := c.ImageList(cmd.Context(), client.ImageListOptions{All: flagBool(cmd, "all")})
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if flagBool(cmd, "quiet") {
+		for _, im := range res.Items {
+			fmt.Fprintln(out, shortID(im.ID))
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	for _, im := range res.Items {
+		created := "N/A"
+		if im.Created > 0 {
+			created = units.HumanDuration(time.Since(time.Unix(im.Created, 0))) + " ago"
+		}
+		tags := im.RepoTags
+		if len(tags) == 0 {
+			tags = []string{"<none>:<none>"}
+		}
+		for _, t := range tags {
+			repo, tag := t, "<none>"
+			if i := strings.LastIndex(t, ":"); i > strings.LastIndex(t, "/") {
+				repo, tag = t[:i], t[i+1:]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", repo, tag, shortID(im.ID), created, units.HumanSizeWithPrecision(float64(im.Size), 3))
+		}
+	}
+	return tw.Flush()
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return id
+}
+
+func apiLoad(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+	var in io.Reader = os.Stdin
+	if p := flagString(cmd, "input"); p != "" {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("loading an OCI layout directory (%s) needs the engine stopped: tar it up, or stop the engine", p)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	} else if term.IsTerminal(int(os.Stdin.Fd())) {
+		return fmt.Errorf("no archive to load: use -i FILE or pipe one into standard input")
+	}
+	var opts []client.ImageLoadOption
+	if flagBool(cmd, "quiet") {
+		opts = append(opts, client.ImageLoadWithQuiet(true))
+	}
+	resp, err := c.ImageLoad(cmd.Context(), in, opts...)
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	out := cmd.OutOrStdout()
+	return DecodeProgress(resp, func(m jsonstream.Message) {
+		if m.Stream != "" {
+			fmt.Fprint(out, m.Stream)
+		}
+	})
+}
+
+func apiSave(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+	if len(args) == 0 {
+		return fmt.Errorf("save needs at least one image")
+	}
+	if f := flagString(cmd, "format"); f != "" && f != "docker" {
+		return fmt.Errorf("--format %s is not available through the engine API (docker-archive only): stop the engine to save OCI archives", f)
+	}
+	var out io.Writer = cmd.OutOrStdout()
+	outPath := flagString(cmd, "output")
+	if outPath == "" && cmd.OutOrStdout() == os.Stdout && term.IsTerminal(int(os.Stdout.Fd())) {
+		return fmt.Errorf("refusing to write an image archive to a terminal: use -o FILE or redirect the output")
+	}
+	resp, err := c.ImageSave(cmd.Context(), args)
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	if outPath != "" {
+		// Temp file + rename: an interrupted save leaves no half archive.
+		tmp := outPath + ".berth-tmp"
+		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, resp); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return fmt.Errorf("save: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		return os.Rename(tmp, outPath)
+	}
+	_, err = io.Copy(out, resp)
+	return err
+}
+
+func apiTag(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+	if len(args) != 2 {
+		return fmt.Errorf("tag takes SOURCE and TARGET")
+	}
+	_, err := c.ImageTag(cmd.Context(), client.ImageTagOptions{Source: args[0], Target: args[1]})
+	return err
+}
+
+func apiRmi(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+	out := cmd.OutOrStdout()
+	var failed []string
+	for _, ref := range args {
+		res, err := c.ImageRemove(cmd.Context(), ref, client.ImageRemoveOptions{Force: flagBool(cmd, "force"), PruneChildren: true})
+		if err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), "berth: "+err.Error())
+			failed = append(failed, ref)
+			continue
+		}
+		for _, d := range res.Items {
+			if d.Untagged != "" {
+				fmt.Fprintf(out, "Untagged: %s\n", d.Untagged)
+			}
+			if d.Deleted != "" {
+				fmt.Fprintf(out, "Deleted: %s\n", d.Deleted)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("could not remove %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func apiImageInspect(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+	var all []any
+	for _, ref := range args {
+		res, err := c.ImageInspect(cmd.Context(), ref)
+		if err != nil {
+			return err
+		}
+		all = append(all, res.InspectResponse)
+	}
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "    ")
+	return enc.Encode(all)
+}
+
+func apiImagePrune(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+	f := make(client.Filters)
+	if flagBool(cmd, "all") {
+		f.Add("dangling", "false")
+	}
+	res, err := c.ImagePrune(cmd.Context(), client.ImagePruneOptions{Filters: f})
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	for _, d := range res.Report.ImagesDeleted {
+		if d.Deleted != "" {
+			fmt.Fprintf(out, "Deleted: %s\n", d.Deleted)
+		}
+	}
+	fmt.Fprintf(out, "Total reclaimed space: %s\n", units.HumanSize(float64(res.Report.SpaceReclaimed)))
+	return nil
+}
+
+func apiImport(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+	return fmt.Errorf("import is not available while the engine runs (the engine API has no import yet): stop the engine, or `docker load` an image archive")
+}
