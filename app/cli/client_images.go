@@ -34,7 +34,7 @@ var engineImageCommands = map[string]func(g *Globals, cmd *cobra.Command, args [
 	"rmi": apiRmi, "image rm": apiRmi,
 	"image inspect": apiImageInspect,
 	"image prune":   apiImagePrune,
-	"import": apiImport, "image import": apiImport,
+	"import":        apiImport, "image import": apiImport,
 }
 
 func init() {
