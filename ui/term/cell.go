@@ -136,10 +136,11 @@ func (c Cell) Text() string {
 	return string(c.R)
 }
 
-// blank reports whether the cell shows nothing and has no colour or
-// attribute that would be visible.
+// blank reports whether the cell was never written (or was erased) and has
+// no colour or attribute that would be visible. A written space is not
+// blank: like tmux, the model keeps it when storing and rewrapping lines.
 func (c Cell) blank() bool {
-	return (c.R == 0 || c.R == ' ') && c.Bg == 0 && c.A&(styleMask|Wide|WideTail) == 0
+	return c.R == 0 && c.Bg == 0 && c.A&(styleMask|Wide|WideTail) == 0
 }
 
 // Clusters (multi-rune graphemes) are interned in a bounded, process-wide

@@ -97,10 +97,9 @@ func (t *Terminal) esc(cmd ansi.Cmd) {
 	case 'H':
 		t.tabs[min(t.x, t.w-1)] = true
 	case 'c': // RIS
-		for y := range t.main.lines {
-			fill(t.main.lines[y].Cells, Cell{})
-			t.main.lines[y].Wrapped = false
-		}
+		t.main.lines = newLines(t.w, t.h) // (it may be at an older size under the alternate screen)
+		t.alt.lines = newLines(t.w, t.h)
+		t.modes.AltScreen = false
 		t.sb.clear()
 		t.scr = &t.main
 		t.reset()

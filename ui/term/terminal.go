@@ -257,9 +257,14 @@ func (t *Terminal) Write(p []byte) (int, error) {
 		t.partial = append(t.partial, p[:take]...)
 		p = p[take:]
 		if len(t.partial) == utf8Len(t.partial[0]) || take < need && len(p) > 0 {
-			r, _ := utf8.DecodeRune(t.partial)
+			// Decode exactly as the unsplit path would: an invalid
+			// sequence yields one U+FFFD per byte.
+			for buf := t.partial; len(buf) > 0; {
+				r, size := utf8.DecodeRune(buf)
+				t.printRune(r)
+				buf = buf[size:]
+			}
 			t.partial = t.partial[:0]
-			t.printRune(r)
 		} else if len(p) == 0 {
 			return n, nil
 		}
@@ -720,6 +725,7 @@ func (t *Terminal) switchScreen(alt, clear bool) {
 		}
 	} else {
 		t.scr = &t.main
+		t.fitMain()
 	}
 	t.markAll()
 }

@@ -183,4 +183,22 @@ func TestTmuxResize(t *testing.T) {
 			compareWithTmux(t, 80, 24, data, rs...)
 		})
 	}
+	// Wide characters across the rewrap points, and a cursor mid-screen.
+	var w strings.Builder
+	for i := 0; i < 30; i++ {
+		fmt.Fprintf(&w, "%02d %s|\r\n", i, strings.Repeat("中文字", i%9+1))
+	}
+	w.WriteString("\x1b[10;5Hcursor here")
+	for _, rs := range [][][2]int{{{33, 24}}, {{47, 20}, {120, 30}}} {
+		t.Run(fmt.Sprint("wide", rs), func(t *testing.T) {
+			t.Parallel()
+			compareWithTmux(t, 80, 24, []byte(w.String()), rs...)
+		})
+	}
+	// The alternate screen is cut, not reflowed; the main screen under it is.
+	alt := string(data) + "\x1b[?1049h\x1b[H" + strings.Repeat("full screen program line\r\n", 20) + "\x1b[5;70Hedge"
+	t.Run("alt-screen", func(t *testing.T) {
+		t.Parallel()
+		compareWithTmux(t, 80, 24, []byte(alt), [2]int{60, 20})
+	})
 }
