@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -298,10 +299,13 @@ func pullErr(ref string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	msg := err.Error()
-	if errors.Is(err, imgstore.ErrNotFound) || strings.Contains(msg, "not found on registry") ||
-		strings.Contains(msg, "MANIFEST_UNKNOWN") || strings.Contains(msg, "NAME_UNKNOWN") {
+	switch {
+	case errors.Is(err, imgstore.ErrNotOnRegistry), errors.Is(err, imgstore.ErrNotFound):
 		return notFound("manifest for %s not found: the repository does not exist or may require 'docker login': %v", ref, err)
+	case errors.Is(err, imgstore.ErrDenied):
+		return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("pull access denied for %s: %v (log in with docker login)", ref, err))
+	case errors.Is(err, imgstore.ErrUnreachable):
+		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("pull %s: %v", ref, err))
 	}
 	return fmt.Errorf("pull %s: %w", ref, err)
 }
