@@ -315,3 +315,39 @@ func TestInterruptedPull(t *testing.T) {
 		t.Fatalf("stale temp files survive reopening: %v", left)
 	}
 }
+
+// TestPullCorruptRegistryBlob damages a layer inside the registry's own
+// storage: the registry then serves bytes that do not match the manifest,
+// and the pull must fail with nothing visible in the store.
+func TestPullCorruptRegistryBlob(t *testing.T) {
+	t.Parallel()
+	reg := testimage.Registry(t, testimage.RegistryOptions{})
+	s, root := newStore(t)
+	for _, damage := range []string{"flip", "truncate"} {
+		l, _ := testimage.Layer([]testimage.File{{Path: damage, Data: bytes.Repeat([]byte(damage), 10000)}})
+		ref := reg.Push(t, mustImage(testimage.Image("amd64", nil, l)), "damaged:"+damage)
+		d, _ := l.Digest()
+		data := filepath.Join(reg.Dir, "docker", "registry", "v2", "blobs", "sha256", d.Hex[:2], d.Hex, "data")
+		b, err := os.ReadFile(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "digest mismatch"
+		if damage == "flip" {
+			b[len(b)/2] ^= 0xff
+		} else {
+			b, want = b[:len(b)-10], "size mismatch"
+		}
+		if err := os.WriteFile(data, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(t, s, root)
+		_, err = s.Pull(context.Background(), ref, PullOptions{})
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("%s: %v, want one line containing %q", damage, err, want)
+		}
+		if after := snapshot(t, s, root); after != before {
+			t.Fatalf("%s: store changed:\n%s", damage, after)
+		}
+	}
+}
