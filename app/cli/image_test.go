@@ -179,3 +179,37 @@ func TestProgressViewTerminal(t *testing.T) {
 		t.Fatalf("terminal progress: %q", s)
 	}
 }
+
+// TestSaveToStdoutLoadFromStdin pipes `berth save` into `berth load`
+// between two data roots, as `docker save | docker load` is used.
+func TestSaveToStdoutLoadFromStdin(t *testing.T) {
+	t.Parallel()
+	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	var rootfs bytes.Buffer
+	tw := tar.NewWriter(&rootfs)
+	tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg})
+	tw.Write([]byte("hi"))
+	tw.Close()
+	run := func(dr string, stdin []byte, args ...string) string {
+		t.Helper()
+		root := NewRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetIn(bytes.NewReader(stdin))
+		root.SetArgs(append([]string{"--data-root", dr}, args...))
+		if err := root.Execute(); err != nil {
+			t.Fatalf("berth %v: %v", args, err)
+		}
+		return out.String()
+	}
+	run(a, rootfs.Bytes(), "import", "-", "piped/rootfs:v1")
+	for _, format := range []string{"docker", "oci"} {
+		archive := run(a, nil, "save", "--format", format, "piped/rootfs:v1")
+		out := run(b, []byte(archive), "load")
+		if !strings.Contains(out, "Loaded image: piped/rootfs:v1") {
+			t.Fatalf("%s: load said %q", format, out)
+		}
+		run(b, nil, "rmi", "piped/rootfs:v1")
+	}
+}
