@@ -29,6 +29,25 @@ type LogBuffer struct {
 	trimmed int
 	partial map[string][]byte // per stream: text after the last newline
 	gen     uint64            // bumped on every change, for cheap redraw checks
+	notify  func()            // called after each change, outside the lock
+}
+
+// OnChange sets a function called (from the writing goroutine, without the
+// buffer's lock held) after each change; the Logs window uses it to schedule
+// a coalesced redraw instead of polling.
+func (b *LogBuffer) OnChange(f func()) {
+	b.mu.Lock()
+	b.notify = f
+	b.mu.Unlock()
+}
+
+func (b *LogBuffer) changed() {
+	b.mu.Lock()
+	f := b.notify
+	b.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 // NewLogBuffer returns a buffer bounded by lines and bytes (defaults 10000
@@ -46,8 +65,9 @@ func NewLogBuffer(maxLines, maxBytes int) *LogBuffer {
 // Append adds one already-split line.
 func (b *LogBuffer) Append(l LogLine) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.appendLocked(l)
+	b.mu.Unlock()
+	b.changed()
 }
 
 func (b *LogBuffer) appendLocked(l LogLine) {
@@ -82,7 +102,14 @@ func (b *LogBuffer) appendLocked(l LogLine) {
 // keep it as their time, others are stamped now.
 func (b *LogBuffer) Write(stream string, p []byte, now time.Time) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	before := b.gen
+	defer func() {
+		after := b.gen
+		b.mu.Unlock()
+		if after != before {
+			b.changed()
+		}
+	}()
 	data := append(b.partial[stream], p...)
 	for {
 		i := bytes.IndexByte(data, '\n')
@@ -175,9 +202,10 @@ func (b *LogBuffer) Lines() []LogLine {
 // Clear empties the buffer.
 func (b *LogBuffer) Clear() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.lines, b.bytes, b.partial = nil, 0, map[string][]byte{}
 	b.gen++
+	b.mu.Unlock()
+	b.changed()
 }
 
 // LogTimeFormat is how the Logs window shows timestamps (local time).

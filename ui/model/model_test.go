@@ -416,3 +416,41 @@ func TestSnapshotEvents(t *testing.T) {
 		t.Error("images")
 	}
 }
+
+func TestPullProgress(t *testing.T) {
+	p := PullProgress{Ref: "busybox"}
+	if p.Text() != "Pulling busybox…" || p.Fraction() != 0 {
+		t.Errorf("empty: %q %v", p.Text(), p.Fraction())
+	}
+	p.Update("a", "Downloading", LayerBytes{Current: 500_000, Total: 1_000_000})
+	p.Update("b", "Already exists", LayerBytes{})
+	p.Update("c", "Downloading", LayerBytes{Current: 0, Total: 3_000_000})
+	if got := p.Text(); got != "1 of 3 layers · 500 kB / 4 MB" {
+		t.Errorf("Text = %q", got)
+	}
+	if f := p.Fraction(); f != 0.125 {
+		t.Errorf("Fraction = %v", f)
+	}
+	p.Update("a", "Pull complete", LayerBytes{})
+	p.Update("c", "Pull complete", LayerBytes{})
+	p.Update("", "Status: Downloaded newer image for busybox:latest", LayerBytes{})
+	if p.Fraction() != 1 || p.Text() != "3 of 3 layers · 4 MB / 4 MB" || p.Status == "" {
+		t.Errorf("done: %v %q %q", p.Fraction(), p.Text(), p.Status)
+	}
+}
+
+func TestLogBufferOnChange(t *testing.T) {
+	b := NewLogBuffer(0, 0)
+	n := 0
+	b.OnChange(func() { n++; _ = b.Len() }) // may call back into the buffer
+	b.Write("stdout", []byte("partial"), now)
+	if n != 0 {
+		t.Error("notified without a complete line")
+	}
+	b.Write("stdout", []byte(" line\nnext\n"), now)
+	b.Append(LogLine{Text: "x"})
+	b.Clear()
+	if n != 3 {
+		t.Errorf("notified %d times, want 3", n)
+	}
+}
