@@ -66,6 +66,9 @@ type BootFiles struct {
 	Root     dataroot.Root
 	GuestDir string
 	Kernel   string // global override
+	// Cmdline is appended to the kernel command line ($BERTH_KERNEL_ARGS
+	// adds to it: "loglevel=7" shows the boot on the console log).
+	Cmdline string
 
 	mu    sync.Mutex
 	cache map[string]container.BootFiles
@@ -100,7 +103,7 @@ func (b *BootFiles) Boot(ctx context.Context, arch, override string) (container.
 			return container.BootFiles{}, err
 		}
 	}
-	f := container.BootFiles{Kernel: kernelPath, Initrd: initrd}
+	f := container.BootFiles{Kernel: kernelPath, Initrd: initrd, Cmdline: strings.TrimSpace(b.Cmdline + " " + os.Getenv("BERTH_KERNEL_ARGS"))}
 	if b.cache == nil {
 		b.cache = map[string]container.BootFiles{}
 	}

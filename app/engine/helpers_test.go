@@ -34,6 +34,9 @@ var arch = runtime.GOARCH
 func guestDir(t testing.TB) string {
 	t.Helper()
 	testenv.RequireQEMU(t, arch)
+	if d := os.Getenv("BERTH_TEST_GUEST_DIR"); d != "" {
+		return d // a prebuilt guest (<dir>/<arch>/initramfs.cpio.gz)
+	}
 	gd := testenv.GuestDir(t, arch)
 	dir := t.TempDir()
 	if err := os.Symlink(gd, filepath.Join(dir, arch)); err != nil {
@@ -57,7 +60,7 @@ func openEngine(t testing.TB, mod ...func(*Options)) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Root: root, GuestDir: guestDir(t), DefaultCPUs: 1, DefaultMemoryMiB: 256,
+	o := Options{Root: root, GuestDir: guestDir(t), DefaultCPUs: 1, DefaultMemoryMiB: 256, BootTimeout: 40 * time.Second,
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, f := range mod {
 		f(&o)

@@ -104,6 +104,7 @@ type GuestStats struct {
 	NetTxPackets    uint64
 	BlockReadBytes  uint64
 	BlockWriteBytes uint64
+	VMMemoryTotal   uint64 // the VM's RAM, the limit when the cgroup has none
 }
 
 // Guest is the agent of one booted VM, as the lifecycle uses it.

@@ -524,7 +524,7 @@ func (m *Manager) bootError(c *ctr, machine vmm.Machine, ctx context.Context, er
 		}
 	default:
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			why = fmt.Sprintf("the guest agent did not answer within %s", m.cfg.BootTimeout)
+			why = fmt.Sprintf("the guest did not get ready within %s (%v)", m.cfg.BootTimeout, err)
 		}
 	}
 	return fmt.Errorf("boot failed: %s; is the kernel bootable? last console lines:\n%s", why, tail(c.consoleLog(), 10))

@@ -314,11 +314,26 @@ func (m *Manager) stats(ctx context.Context, ref string) (container.StatsRespons
 	if err != nil {
 		return resp, fmt.Errorf("stats of %s: %w", ref, err)
 	}
+	// The agent reports the container's CPU time only; the "system" time
+	// Docker divides by is wall time times the VM's CPUs, which gives the
+	// same percentage.
+	cpus := uint32(c.rec.CPUs)
+	if s.OnlineCPUs > 0 {
+		cpus = s.OnlineCPUs
+	}
+	sys := s.SystemCPUNanos
+	if sys == 0 {
+		sys = uint64(resp.Read.UnixNano()) * uint64(cpus)
+	}
 	resp.CPUStats = container.CPUStats{
 		CPUUsage:    container.CPUUsage{TotalUsage: s.CPUUsageNanos},
-		SystemUsage: s.SystemCPUNanos, OnlineCPUs: s.OnlineCPUs,
+		SystemUsage: sys, OnlineCPUs: cpus,
 	}
-	resp.MemoryStats = container.MemoryStats{Usage: s.MemoryUsage, Limit: s.MemoryLimit}
+	limit := s.MemoryLimit
+	if limit == 0 {
+		limit = s.VMMemoryTotal
+	}
+	resp.MemoryStats = container.MemoryStats{Usage: s.MemoryUsage, Limit: limit}
 	resp.PidsStats = container.PidsStats{Current: s.Pids}
 	resp.NumProcs = uint32(s.Pids)
 	resp.Networks = map[string]container.NetworkStats{"eth0": {
