@@ -63,6 +63,7 @@ type Agent struct {
 	procs     map[string]*process
 	initProc  *process
 	container *container
+	creating  bool
 	sys       systemState
 	warnings  []string
 	modules   []string
@@ -441,22 +442,38 @@ func (a *Agent) Stdio(stream api.Agent_StdioServer) error {
 	if err != nil {
 		return err
 	}
+	var outKick chan struct{}
 	if first.AttachStdin && p.stdin == nil {
 		return status.Errorf(codes.FailedPrecondition, "process %q has no stdin (create it with stdin or tty)", p.id)
 	}
 	if first.AttachOutput {
+		// The newest attach wins: an old one may linger until the host's
+		// dead connection times out. Kick it and wait (briefly) until it
+		// let go, so frames stay in order.
 		p.mu.Lock()
-		busy := p.outAttached
-		p.outAttached = true
+		old := p.outKick
+		kick := make(chan struct{})
+		released := make(chan struct{})
+		p.outKick = kick
+		oldReleased := p.prevReleased
+		p.prevReleased = released
 		p.mu.Unlock()
-		if busy {
-			return status.Errorf(codes.FailedPrecondition, "process %q already has an output attach", p.id)
+		if old != nil {
+			close(old)
+			select {
+			case <-oldReleased:
+			case <-time.After(2 * time.Second):
+			}
 		}
 		defer func() {
 			p.mu.Lock()
-			p.outAttached = false
+			if p.outKick == kick {
+				p.outKick = nil
+			}
 			p.mu.Unlock()
+			close(released)
 		}()
+		outKick = kick
 	}
 	ctx := stream.Context()
 	stdinDone := make(chan struct{})
@@ -508,6 +525,8 @@ func (a *Agent) Stdio(stream api.Agent_StdioServer) error {
 				}
 			case <-ctx.Done():
 				return status.FromContextError(ctx.Err()).Err()
+			case <-outKick:
+				return status.Errorf(codes.Aborted, "process %q: another client attached to its output", p.id)
 			}
 		}
 		if err := stream.Send(f); err != nil {

@@ -33,10 +33,21 @@ type container struct {
 
 func (a *Agent) CreateContainer(_ ctxT, req *api.CreateContainerRequest) (*api.Empty, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.container != nil {
+	busy := a.container != nil || a.creating
+	a.creating = !busy
+	a.mu.Unlock()
+	if busy {
 		return nil, status.Error(codes.AlreadyExists, "a container is already set up in this VM")
 	}
+	var c *container
+	defer func() {
+		a.mu.Lock()
+		a.creating = false
+		if c != nil {
+			a.container = c
+		}
+		a.mu.Unlock()
+	}()
 	if req.Device == "" && req.Path == "" {
 		return nil, status.Error(codes.InvalidArgument, "create container: give the root filesystem's device (e.g. /dev/vda) or a directory path")
 	}
@@ -44,12 +55,17 @@ func (a *Agent) CreateContainer(_ ctxT, req *api.CreateContainerRequest) (*api.E
 		if err := requireOwnMountNamespace(); err != nil {
 			return nil, status.Error(codes.FailedPrecondition, err.Error())
 		}
+		// Our namespace is a copy of the host's: keep our mounts from
+		// propagating back into it.
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			return nil, status.Errorf(codes.Internal, "making mounts private: %v", err)
+		}
 	}
 	root := filepath.Join(a.cfg.StateDir, "rootfs")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, status.Errorf(codes.Internal, "create container: %v", err)
 	}
-	c := &container{root: root, device: req.Device}
+	cont := &container{root: root, device: req.Device}
 	var flags uintptr
 	if req.ReadOnly {
 		flags |= unix.MS_RDONLY
@@ -74,11 +90,11 @@ func (a *Agent) CreateContainer(_ ctxT, req *api.CreateContainerRequest) (*api.E
 		unix.Unmount(root, unix.MNT_DETACH)
 		return nil, status.Errorf(codes.Internal, "making the container root shared: %v", err)
 	}
-	if err := a.populate(c); err != nil {
+	if err := a.populate(cont); err != nil {
 		unmountTree(root)
 		return nil, status.Errorf(codes.Internal, "preparing the container root: %v", err)
 	}
-	a.container = c
+	c = cont
 	return &api.Empty{}, nil
 }
 
@@ -190,8 +206,8 @@ func bindEtcFile(root, src, rel string) error {
 // namespace.
 func requireOwnMountNamespace() error {
 	self, err1 := os.Readlink("/proc/self/ns/mnt")
-	init, err2 := os.Readlink("/proc/1/ns/mnt")
-	if err1 != nil || err2 != nil || self == init {
+	parent, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
+	if err1 != nil || err2 != nil || self == parent {
 		return fmt.Errorf("the agent is not PID 1 and shares the host's mount namespace: run it in its own (unshare -m)")
 	}
 	return nil

@@ -75,7 +75,9 @@ func (a *Agent) CopyIn(stream api.Agent_CopyInServer) error {
 		if err == io.EOF {
 			// Drain whatever trails the archive so the client's CloseAndRecv completes.
 			io.Copy(io.Discard, &frameReader{stream: stream})
-			return nil
+			// A client-streaming RPC must answer, or the client sees
+			// "cardinality violation".
+			return stream.SendAndClose(&api.Empty{})
 		}
 		if err != nil {
 			return status.Errorf(codes.InvalidArgument, "copy in: reading the tar stream: %v", err)

@@ -56,9 +56,10 @@ type process struct {
 	// Child ends, closed once the child has them.
 	childFiles []*os.File
 
-	out         chan *api.StdioFrame // closed when all output reached EOF
-	pending     []*api.StdioFrame    // frames a failed attach did not deliver
-	outAttached bool
+	out          chan *api.StdioFrame // closed when all output reached EOF
+	pending      []*api.StdioFrame    // frames a failed attach did not deliver
+	outKick      chan struct{}        // closed to detach the current output attach
+	prevReleased chan struct{}        // closed when the latest attach has let go
 }
 
 func validateSpec(spec *api.ProcessSpec) error {
