@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // seedArchives are small valid archives of both formats plus damaged ones.
@@ -62,6 +64,47 @@ func FuzzLoad(f *testing.F) {
 					t.Fatalf("layer %s of a loaded image is missing", d)
 				}
 			}
+		}
+	})
+}
+
+// FuzzImport feeds arbitrary bytes to the root filesystem importer: it
+// must not panic, and must either fail leaving the store unchanged or
+// store exactly the decompressed input as the image's one layer.
+func FuzzImport(f *testing.F) {
+	rootfs := tarOf([2]string{"bin/sh", "#!"}, [2]string{"etc/hostname", "x\n"})
+	for _, s := range [][]byte{rootfs, gz(rootfs), zst(rootfs), rootfs[:600], {}} {
+		f.Add(s)
+	}
+	s, root := newStore(f)
+	s.MaxExpansion = 10
+	empty := snapshot(f, s, root)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		defer func() {
+			if _, err := s.Prune(true); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		rec, err := s.Import(context.Background(), bytes.NewReader(data), "fuzz/import:1", ImportOptions{})
+		if err != nil {
+			if after := snapshot(t, s, root); after != empty {
+				t.Fatalf("failed import (%v) changed the store:\n%s", err, after)
+			}
+			return
+		}
+		img, _, err := s.Resolve(context.Background(), "fuzz/import:1", nil)
+		if err != nil || len(rec.Layers) != 1 {
+			t.Fatalf("imported image: %v %+v", err, rec)
+		}
+		layers, _ := img.Layers()
+		rc, err := layers[0].Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		d, _, err := v1.SHA256(rc)
+		if err != nil || d != rec.Layers[0].DiffID {
+			t.Fatalf("stored layer hashes to %s, diff ID %s (%v)", d, rec.Layers[0].DiffID, err)
 		}
 	})
 }
