@@ -135,6 +135,7 @@ func OpenConsoleWindow(s *console.Session) {
 	views[view.Ptr()] = st
 	windows[s] = st
 	win.SetContentView(view)
+	view.Release() // the window owns it now (CreateInstance returned +1)
 
 	view.SetPostsFrameChangedNotifications(true)
 	st.observer = foundation.NotificationCenter_DefaultCenter().AddObserverForNameObjectQueueUsingBlock(

@@ -87,3 +87,11 @@ func (c *ExecConn) ExitCode() (int, error) {
 
 var _ Conn = (*ExecConn)(nil)
 var _ io.Reader = (*LocalPTY)(nil)
+
+// EngineDialer returns a Dialer that opens `exec -it` sessions through cli
+// (the app's client of its own engine socket), for NewRegistry.
+func EngineDialer(cli *client.Client, opts ExecOptions) Dialer {
+	return func(ctx context.Context, container string, cols, rows int) (Conn, error) {
+		return DialExec(ctx, cli, container, opts, cols, rows)
+	}
+}
