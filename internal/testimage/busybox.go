@@ -32,8 +32,14 @@ import (
 var Epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Arm64Cache is where packaging/fetch-arm64.sh unpacks the arm64 guest parts
-// (busybox, kernel) on amd64 machines.
-const Arm64Cache = "/var/cache/berth/arm64"
+// (busybox, kernel) on amd64 machines: $BERTH_ARM64_CACHE, else
+// /var/cache/berth/arm64.
+func Arm64Cache() string {
+	if d := os.Getenv("BERTH_ARM64_CACHE"); d != "" {
+		return d
+	}
+	return "/var/cache/berth/arm64"
+}
 
 // Applets are the busybox applets the base layer links into /bin. Tests may
 // rely on every one of them.
@@ -65,7 +71,7 @@ func BusyboxBinary(arch string) (string, error) {
 	case arch == runtime.GOARCH:
 		p, hint = "/bin/busybox", "install the Debian package busybox-static"
 	case arch == "arm64":
-		p, hint = path.Join(Arm64Cache, "bin", "busybox"), "run packaging/fetch-arm64.sh (as root)"
+		p, hint = path.Join(Arm64Cache(), "bin", "busybox"), "run packaging/fetch-arm64.sh (as root; packaging/setup-linux.sh does)"
 	default:
 		return "", fmt.Errorf("testimage: no busybox for arch %q on a %s host", arch, runtime.GOARCH)
 	}

@@ -66,6 +66,36 @@ func TestBusyboxImageLayout(t *testing.T) {
 	}
 }
 
+func TestBusyboxImageArm64(t *testing.T) {
+	img, err := BusyboxImage("arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	if cf.Architecture != "arm64" {
+		t.Fatalf("arch %s", cf.Architecture)
+	}
+	layers, _ := img.Layers()
+	rc, _ := layers[0].Uncompressed()
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatal("no bin/busybox in the arm64 base layer")
+		}
+		if h.Name == "bin/busybox" {
+			head := make([]byte, 20)
+			io.ReadFull(tr, head)
+			// ELF e_machine 183 = AArch64.
+			if string(head[:4]) != "\x7fELF" || head[18] != 183 {
+				t.Fatalf("bin/busybox is not an arm64 ELF: % x", head)
+			}
+			return
+		}
+	}
+}
+
 func TestBusyboxBinaryUnknownArch(t *testing.T) {
 	if _, err := BusyboxBinary("s390x"); err == nil {
 		t.Fatal("want an error for an arch we cannot provide")
