@@ -14,13 +14,16 @@ import (
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/internal/testimage"
 	"github.com/berth-dev/berth/runtime/dataroot"
+	"github.com/berth-dev/berth/ui/notify"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
 // TestExecSessionInContainerVM opens a console session the way the app
 // does: exec -it over the engine socket into a container running in its
-// own QEMU VM, then checks output, resize, persistence and exit.
+// own QEMU VM, then checks output, resize, persistence, End and exit. With
+// the same engine it checks the notification policy on the engine's real
+// event stream: a crash is reported, a user stop is not.
 func TestExecSessionInContainerVM(t *testing.T) {
 	arch := runtime.GOARCH
 	testenv.RequireQEMU(t, arch)
@@ -71,8 +74,13 @@ func TestExecSessionInContainerVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// Engine events feed the notification policy from the start.
+	policy := notify.New(notify.Options{})
+	posted := make(chan notify.Notification, 16)
+	evs := cli.Events(ctx, client.EventsListOptions{})
+	go notify.Watch(ctx, policy, evs.Messages, func(n notify.Notification) { posted <- n })
 	pull, err := cli.ImagePull(ctx, ref, client.ImagePullOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +120,22 @@ func TestExecSessionInContainerVM(t *testing.T) {
 	detach()
 	s.Send([]byte("echo still-here\r"))
 	waitScreen(t, s, "still-here")
+	// End Session ends a second, idle shell.
+	other, err := registry.Open(ctx, "consoletest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, other, "#")
+	ended := make(chan struct{})
+	go func() { other.End(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(30 * time.Second):
+		t.Fatal("End did not end the exec session")
+	}
+	if !other.Ended() {
+		t.Fatal("session not marked ended")
+	}
 	s.Send([]byte("exit 5\r"))
 	select {
 	case <-s.Done():
@@ -120,5 +144,38 @@ func TestExecSessionInContainerVM(t *testing.T) {
 	}
 	if code, err := s.ExitCode(); code != 5 {
 		t.Fatalf("exit code %d (%v), want 5", code, err)
+	}
+	notifyCheck(t, ctx, cli, ref, created.ID, posted)
+}
+
+// notifyCheck runs at the end of the VM test: a container that exits 3 on its own is reported by name and
+// code; stopping the long-running one is not reported.
+func notifyCheck(t *testing.T, ctx context.Context, cli *client.Client, image, sleeper string, posted chan notify.Notification) {
+	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: "crasher",
+		Config: &container.Config{Image: image, Cmd: []string{"sh", "-c", "exit 3"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cli.ContainerRemove(context.Background(), created.ID, client.ContainerRemoveOptions{Force: true})
+	})
+	if _, err := cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-posted:
+		if n.Name != "crasher" || n.ExitCode != 3 || n.Body != "crasher exited with code 3." {
+			t.Fatalf("notification %+v", n)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no notification for a container that exited 3")
+	}
+	if _, err := cli.ContainerStop(ctx, sleeper, client.ContainerStopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-posted:
+		t.Fatalf("user stop notified: %+v", n)
+	case <-time.After(3 * time.Second):
 	}
 }
