@@ -423,9 +423,21 @@ func (m *Machine) ConsoleTail(n int) []string {
 }
 
 func (m *Machine) consoleTailText() string {
-	lines := m.ConsoleTail(20)
-	if len(lines) == 0 {
+	all := m.ConsoleTail(2000)
+	if len(all) == 0 {
 		return " (the console log " + m.cfg.ConsoleLog + " is empty)"
+	}
+	lines := all
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+		// A panic's stack trace pushes the line that explains it out of
+		// the tail: put that line first.
+		for _, l := range all[:len(all)-20] {
+			if strings.Contains(l, "Kernel panic") {
+				lines = append([]string{l, "..."}, lines...)
+				break
+			}
+		}
 	}
 	return "; last console lines:\n  " + strings.Join(lines, "\n  ")
 }
@@ -464,6 +476,14 @@ func (m *Machine) DialAgent(ctx context.Context) (net.Conn, error) {
 }
 
 func (m *Machine) agentTimeout(ctx context.Context) error {
+	if len(m.ConsoleTail(1)) == 0 {
+		// Nothing at all on the console: the kernel never got as far as
+		// its serial driver. A blob that is no kernel for this machine, and
+		// too little memory to unpack kernel + initramfs (64 MiB with
+		// Berth's initramfs, measured), both end like this.
+		return fmt.Errorf("the guest agent did not come up (%v) and the kernel printed nothing: %s may not be a bootable %s kernel, or %d MiB of memory is too small to unpack it and the initramfs (the console log %s is empty)",
+			ctx.Err(), m.cfg.Kernel, m.cfg.Arch, m.cfg.MemoryMiB, m.cfg.ConsoleLog)
+	}
 	return fmt.Errorf("the guest agent did not come up (%v): the kernel may not boot or lacks its drivers%s", ctx.Err(), m.consoleTailText())
 }
 

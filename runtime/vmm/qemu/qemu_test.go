@@ -187,7 +187,8 @@ func TestGarbageKernelTimesOut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_, err := m.DialAgent(ctx)
-	if err == nil || !strings.Contains(err.Error(), "did not come up") || !strings.Contains(err.Error(), "is empty") {
+	if err == nil || !strings.Contains(err.Error(), "did not come up") || !strings.Contains(err.Error(), "the kernel printed nothing") ||
+		!strings.Contains(err.Error(), "may not be a bootable arm64 kernel") {
 		t.Fatalf("DialAgent: %v", err)
 	}
 }
@@ -345,4 +346,36 @@ func TestAccelProbe(t *testing.T) {
 			t.Fatal("a foreign guest architecture must use TCG")
 		}
 	})
+}
+
+// Too little memory for kernel + initramfs: the kernel runs out while
+// unpacking, panics, and Err names the memory size and shows the panic.
+func TestTooLittleMemoryPanics(t *testing.T) {
+	t.Parallel()
+	initrd := busyboxInitrd(t, "amd64", stuckInit)
+	pad := make([]byte, 24<<20)
+	for i := range pad {
+		pad[i] = byte(i*7919 + i>>11) // incompressible enough, and the archive is not compressed anyway
+	}
+	var b strings.Builder
+	c := &cpioWriter{w: &b}
+	c.File("padding", 0o644, pad)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(initrd, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(b.String())
+	f.Close()
+	cfg := testConfig(t, "amd64", initrd)
+	cfg.MemoryMiB = 80
+	m := startVM(t, cfg)
+	waitDone(t, m, 2*time.Minute)
+	e := m.Err()
+	if e == nil || !strings.Contains(e.Error(), "memory (80 MiB) is too small") || !strings.Contains(e.Error(), "Kernel panic") {
+		t.Fatalf("Err = %v", e)
+	}
+	t.Log(e)
 }
