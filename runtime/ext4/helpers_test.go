@@ -136,17 +136,6 @@ func refApply(t testing.TB, layers [][]byte, whiteouts bool) refTree {
 				p := refNorm(e.hdr.Name)
 				dir, base := path.Split(p)
 				dir = strings.TrimSuffix(dir, "/")
-				if strings.HasPrefix(base, ".wh.") && dir != "" {
-					// Like Docker's applier, a whiteout implies its parent directory.
-					parts := strings.Split(dir, "/")
-					for i := 1; i <= len(parts); i++ {
-						pp := strings.Join(parts[:i], "/")
-						if cur, ok := tree[pp]; !ok || cur.typ != '5' {
-							removeTree(pp)
-							tree[pp] = &refEntry{typ: '5', mode: 0o755, mtime: e.hdr.ModTime, implicit: true}
-						}
-					}
-				}
 				if base == ".wh..wh..opq" {
 					for k := range tree {
 						if dir == "" && k != "" || strings.HasPrefix(k, dir+"/") {

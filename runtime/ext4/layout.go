@@ -31,7 +31,7 @@ func (w *Writer) Close() error {
 func (w *Writer) finish() error {
 	// lost+found must exist for e2fsck.
 	lf := w.root.children["lost+found"]
-	if lf == nil || lf.whiteout {
+	if lf == nil || lf.whiteout || lf.woOnly {
 		lf = &node{name: "lost+found", ino: w.newInode(sIFDIR|0o700, w.nowTS()), children: map[string]*node{}, opaque: -1}
 		w.root.children["lost+found"] = lf
 	}
@@ -49,7 +49,7 @@ func (w *Writer) finish() error {
 	walk = func(d *node, parent *inode) {
 		subdirs := uint32(0)
 		for _, ch := range d.children {
-			if ch.whiteout {
+			if ch.whiteout || ch.woOnly {
 				continue
 			}
 			if !ch.ino.reached {
@@ -119,7 +119,7 @@ func (w *Writer) finish() error {
 		}
 		names := make([]string, 0, len(d.children))
 		for name, ch := range d.children {
-			if ch.isDir() {
+			if ch.isDir() && !ch.woOnly {
 				names = append(names, name)
 			}
 		}
@@ -302,7 +302,7 @@ func (w *Writer) placeBlocks(ino *inode, b []byte) error {
 func buildDirBlocks(d *node, parent *inode) []byte {
 	names := make([]string, 0, len(d.children))
 	for name, ch := range d.children {
-		if !ch.whiteout {
+		if !ch.whiteout && !ch.woOnly {
 			names = append(names, name)
 		}
 	}

@@ -41,6 +41,7 @@ type node struct {
 	layer    int              // layer that decided this name (higher = upper)
 	whiteout bool             // deleted by a whiteout in layer `layer`
 	implicit bool             // directory created for a child; metadata may come from a lower layer
+	woOnly   bool             // implicit directory that only holds whiteouts (a whiteout never creates anything): not emitted
 	opaque   int              // children from layers below this are hidden (-1: none)
 }
 

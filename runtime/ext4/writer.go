@@ -214,9 +214,12 @@ const (
 // lookupDir walks to the directory at parts on behalf of layer `layer`,
 // creating implicit directories. It returns nil when an upper layer hides
 // that path (a whiteout, a non-directory, or an opaque directory above it).
-func (w *Writer) lookupDir(layer int, parts []string, hdr *tar.Header) *node {
+func (w *Writer) lookupDir(layer int, parts []string, hdr *tar.Header, forWhiteout bool) *node {
 	n := w.root
 	for _, c := range parts {
+		if !forWhiteout {
+			n.woOnly = false // real content lives below: the directory is visible
+		}
 		if n.opaque > layer {
 			return nil
 		}
@@ -232,6 +235,10 @@ func (w *Writer) lookupDir(layer int, parts []string, hdr *tar.Header) *node {
 		case ch.isDir():
 			n = ch
 			continue
+		case forWhiteout && !ch.whiteout:
+			// A whiteout under a non-directory of its own layer: that
+			// non-directory already hides everything below it.
+			return nil
 		default:
 			// A non-directory of this layer becomes a directory because a
 			// later entry of the same layer lives under it (tar extraction
@@ -239,12 +246,15 @@ func (w *Writer) lookupDir(layer int, parts []string, hdr *tar.Header) *node {
 			w.warn("%q: replaced %q with a directory to hold later entries", hdr.Name, c)
 		}
 		t := timespec{sec: hdr.ModTime.Unix(), nsec: uint32(hdr.ModTime.Nanosecond())}
-		nd := &node{name: c, ino: w.newInode(sIFDIR|0o755, t), children: map[string]*node{}, layer: layer, implicit: true, opaque: -1}
-		if ch != nil && ch.whiteout {
-			nd.opaque = layer
+		nd := &node{name: c, ino: w.newInode(sIFDIR|0o755, t), children: map[string]*node{}, layer: layer, implicit: true, opaque: -1, woOnly: forWhiteout}
+		if ch != nil {
+			nd.opaque = layer // replaces a whiteout or non-directory of this layer
 		}
 		n.children[c] = nd
 		n = nd
+	}
+	if !forWhiteout {
+		n.woOnly = false
 	}
 	return n
 }
@@ -258,8 +268,9 @@ func (w *Writer) applyEntry(st *layerState, hdr *tar.Header, tr *tar.Reader) err
 	if st.whiteouts && len(parts) > 0 {
 		base := parts[len(parts)-1]
 		if base == opaqueMarker {
-			if d := w.lookupDir(layer, parts[:len(parts)-1], hdr); d != nil && d.opaque < layer {
+			if d := w.lookupDir(layer, parts[:len(parts)-1], hdr, true); d != nil && d.opaque < layer {
 				d.opaque = layer
+				dropWhiteoutDirs(d, layer)
 			}
 			return nil
 		}
@@ -269,15 +280,19 @@ func (w *Writer) applyEntry(st *layerState, hdr *tar.Header, tr *tar.Reader) err
 				w.warn("%q: ignored unknown whiteout", hdr.Name)
 				return nil
 			}
-			d := w.lookupDir(layer, parts[:len(parts)-1], hdr)
+			d := w.lookupDir(layer, parts[:len(parts)-1], hdr, true)
 			if d == nil || d.opaque > layer {
 				return nil
 			}
 			switch ch := d.children[name]; {
-			case ch == nil:
+			case ch == nil, ch.layer == layer && ch.isDir() && ch.woOnly:
+				// (a directory that only this layer's whiteouts implied goes too)
 				d.children[name] = &node{name: name, layer: layer, whiteout: true, opaque: -1}
-			case ch.layer == layer && ch.isDir():
-				ch.opaque = layer // same-layer dir stays; lower content goes
+			case ch.isDir() && ch.opaque < layer:
+				// A directory of this or an upper layer stays, but what lower
+				// layers put in it is deleted.
+				ch.opaque = layer
+				dropWhiteoutDirs(ch, layer)
 			}
 			return nil
 		}
@@ -303,19 +318,30 @@ func (w *Writer) applyEntry(st *layerState, hdr *tar.Header, tr *tar.Reader) err
 	}
 	key := strings.Join(parts, "/")
 	name := parts[len(parts)-1]
-	parent := w.lookupDir(layer, parts[:len(parts)-1], hdr)
+	parent := w.lookupDir(layer, parts[:len(parts)-1], hdr, false)
 	var cur *node
 	hidden := parent == nil || parent.opaque > layer
 	if !hidden {
 		cur = parent.children[name]
+		if cur != nil && cur.layer > layer && cur.woOnly && !isDir {
+			// Upper layers only put whiteouts under this name; this layer
+			// has a non-directory here, which they do not touch.
+			cur = nil
+		}
 		if cur != nil && cur.layer > layer {
 			if cur.isDir() && cur.implicit && isDir {
 				// An upper layer only implied this directory: take this
 				// layer's metadata for it.
-				cur.implicit = false
+				cur.implicit, cur.woOnly = false, false
 				return w.setMeta(cur.ino, hdr, sIFDIR)
 			}
 			hidden = true
+			if !isDir && cur.isDir() {
+				// This layer replaces the directory with a non-directory
+				// (which the upper layer's directory hides): what this layer
+				// put in the directory before is gone too.
+				purgeLayer(cur, layer)
+			}
 		}
 	}
 
@@ -325,7 +351,7 @@ func (w *Writer) applyEntry(st *layerState, hdr *tar.Header, tr *tar.Reader) err
 
 	// Same-layer directory re-declared: update metadata, keep children.
 	if cur != nil && isDir && cur.isDir() {
-		cur.implicit = false
+		cur.implicit, cur.woOnly = false, false
 		return w.setMeta(cur.ino, hdr, sIFDIR)
 	}
 
@@ -334,8 +360,10 @@ func (w *Writer) applyEntry(st *layerState, hdr *tar.Header, tr *tar.Reader) err
 	case tar.TypeDir:
 		nd.ino = w.newInode(sIFDIR, timespec{})
 		nd.children = map[string]*node{}
-		if cur != nil && cur.whiteout {
-			nd.opaque = layer // whiteout + new dir in one layer: a fresh directory
+		if cur != nil {
+			// It replaces a whiteout or non-directory of this layer, which
+			// already deleted the lower content: a fresh directory.
+			nd.opaque = layer
 		}
 		if err := w.setMeta(nd.ino, hdr, sIFDIR); err != nil {
 			return err
@@ -387,6 +415,32 @@ func (w *Writer) applyEntry(st *layerState, hdr *tar.Header, tr *tar.Reader) err
 	}
 	parent.children[name] = nd
 	return nil
+}
+
+// dropWhiteoutDirs removes d's children that only earlier whiteouts of
+// layer implied: they are not the layer's content, so a whiteout of d (or an
+// opaque marker in d) deletes them like any lower content.
+func dropWhiteoutDirs(d *node, layer int) {
+	for name, ch := range d.children {
+		switch {
+		case ch.layer == layer && ch.woOnly:
+			delete(d.children, name)
+		case ch.isDir():
+			dropWhiteoutDirs(ch, layer)
+		}
+	}
+}
+
+// purgeLayer removes every descendant of d that layer put there.
+func purgeLayer(d *node, layer int) {
+	for name, ch := range d.children {
+		switch {
+		case ch.layer == layer:
+			delete(d.children, name)
+		case ch.isDir():
+			purgeLayer(ch, layer)
+		}
+	}
 }
 
 // addGhost remembers an entry hidden by an upper layer, in case a later hard
