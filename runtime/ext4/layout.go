@@ -185,13 +185,14 @@ func (w *Writer) finish() error {
 
 	// Which blocks are in use: everything below `end`, except the data of
 	// inodes that later entries replaced.
-	used := newBitmap(w.blocks)
-	used.setRange(0, end)
+	var dead [][2]uint64
 	for _, ino := range w.all {
 		if !ino.reached && ino.nblocks > 0 {
-			used.clearRange(ino.start, ino.start+ino.nblocks)
+			dead = append(dead, [2]uint64{ino.start, ino.start + ino.nblocks})
 		}
 	}
+	sort.Slice(dead, func(i, j int) bool { return dead[i][0] < dead[j][0] })
+	w.punch(dead)
 
 	// Inode tables, written group by group (only groups with used inodes).
 	// order is sorted by inode number (root 2, lost+found 11, then 12, 13, …).
@@ -245,10 +246,21 @@ func (w *Writer) finish() error {
 	// Block bitmaps: write only groups that have a bit set.
 	freeBlocks := make([]uint32, w.groups)
 	var totalFree uint64
+	blk := make([]byte, blockSize)
+	di := 0
 	for g := uint64(0); g < w.groups; g++ {
 		lo := g * blocksPerGroup
 		hi := min(lo+blocksPerGroup, w.blocks)
-		blk := used.group(g)
+		clear(blk)
+		if lo < end {
+			setBits(blk, 0, min(end, hi)-lo)
+		}
+		for di < len(dead) && dead[di][1] <= lo {
+			di++
+		}
+		for k := di; k < len(dead) && dead[k][0] < hi; k++ {
+			clearBits(blk, max(dead[k][0], lo)-lo, min(dead[k][1], hi)-lo)
+		}
 		nused := countBits(blk)
 		if hi-lo < blocksPerGroup {
 			setBits(blk, hi-lo, blocksPerGroup) // padding past the end
@@ -515,19 +527,6 @@ func (w *Writer) superblock(inodes, ipg, freeBlocks, freeInodes uint64) []byte {
 	// sparse_super2 with both backup groups 0: no superblock backups, so the
 	// data area is one contiguous run.
 	return sb
-}
-
-// bitmap is a plain bit set over block numbers.
-type bitmap []byte
-
-func newBitmap(n uint64) bitmap { return make(bitmap, (n+blocksPerGroup-1)/blocksPerGroup*blockSize) }
-
-func (b bitmap) setRange(lo, hi uint64)   { setBits(b, lo, hi) }
-func (b bitmap) clearRange(lo, hi uint64) { clearBits(b, lo, hi) }
-func (b bitmap) group(g uint64) []byte {
-	out := make([]byte, blockSize)
-	copy(out, b[g*blockSize:(g+1)*blockSize])
-	return out
 }
 
 func setBits(b []byte, lo, hi uint64) {

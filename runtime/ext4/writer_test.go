@@ -554,3 +554,27 @@ func usedBlocks(t testing.TB, img string) uint32 {
 	}
 	return le.Uint32(sb[sbBlocksCount:]) - le.Uint32(sb[sbFreeBlocks:])
 }
+
+// A file replaced later in the same tar leaves no used blocks in the image
+// and (hole punched) no space on the host.
+func TestReplacedDataIsFreed(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte{1}, 8<<20)
+	data := mkTar(t, []tarFile{{hdr: fileH("f", 0o644), data: big}, {hdr: fileH("f", 0o644), data: []byte("small")}})
+	img, err := build(t, data, Options{Size: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkImage(t, img, refApply(t, [][]byte{data}, false))
+	ref, err := build(t, mkTar(t, []tarFile{{hdr: fileH("f", 0o644), data: []byte("small")}}), Options{Size: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, r := usedBlocks(t, img), usedBlocks(t, ref); u != r {
+		t.Errorf("image uses %d blocks; without the replaced file %d", u, r)
+	}
+	st, _ := os.Stat(img)
+	if d := blocksOnDisk(st); d > 2<<20 {
+		t.Errorf("image occupies %d KiB on the host; the replaced 8 MiB should be punched out", d>>10)
+	}
+}
