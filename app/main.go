@@ -10,5 +10,8 @@ import (
 )
 
 func main() {
+	if guiLaunch(os.Args[1:]) { // Berth.app: the menu-bar app (gui_darwin.go)
+		os.Exit(runGUI())
+	}
 	os.Exit(cli.Main(os.Args[1:]))
 }
