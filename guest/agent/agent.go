@@ -160,6 +160,9 @@ func (a *Agent) Serve(ls ...net.Listener) error {
 	}
 }
 
+// Uptime is the time since the kernel started, from /proc/uptime.
+func Uptime() float64 { return uptime() }
+
 func uptime() float64 {
 	b, err := os.ReadFile("/proc/uptime")
 	if err != nil {

@@ -27,7 +27,14 @@ const (
 	modeLink = 0o120000
 )
 
-// cpioWriter emits newc records. It does no compression itself.
+// Writer emits cpio newc records (uncompressed; wrap w in gzip for a
+// compressed archive). Entries are written in call order; parents of a path
+// are added when missing.
+type Writer = cpioWriter
+
+// NewWriter starts an archive on w.
+func NewWriter(w io.Writer) *Writer { return newCpioWriter(w, 0) }
+
 type cpioWriter struct {
 	w    *bufio.Writer
 	ino  uint32
