@@ -692,7 +692,8 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req container.ExecCreateRequest
-	if err := decodeStrict(r, &req); err != nil {
+	// "Detach" was never used at create time and left the type in 1.52.
+	if err := decodeStrictLegacy(r, &req, "Detach"); err != nil {
 		return err
 	}
 	if len(req.Cmd) == 0 {

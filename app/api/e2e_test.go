@@ -74,10 +74,12 @@ func TestDockerCLIEndToEnd(t *testing.T) {
 
 		// logs -f sees output produced after it started.
 		lctx, lstop := context.WithCancel(context.Background())
-		follow := startBackground(t, lctx, sock, "logs", "-f", "--tail", "1", "web")
-		httpGet(t, port, "/hello.txt?follow-marker")
+		follow := startBackground(t, lctx, sock, "logs", "-f", "--tail", "0", "web")
+		time.Sleep(time.Second) // following
+		httpGet(t, port, "/hello.txt")
+		// httpd -v logs each response on stderr.
 		waitFor(t, "logs -f shows the new request", 30*time.Second, func() bool {
-			return strings.Contains(follow.String(), "follow-marker")
+			return strings.Contains(follow.String(), "response:200")
 		})
 		lstop()
 

@@ -71,7 +71,7 @@ type cliResult struct {
 func docker(t testing.TB, sock string, stdin []byte, args ...string) cliResult {
 	t.Helper()
 	requireDocker(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dockerCLI, args...)
 	cmd.Env = dockerEnv(t, sock)

@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
+	"golang.org/x/sys/unix"
 )
 
 // Content types of attach/logs/exec streams (API >= 1.42 names them).
@@ -96,9 +98,12 @@ type hijacked struct {
 	conn net.Conn
 	in   io.Reader // buffered bytes the HTTP server already read, then conn
 
-	// gone is closed when writing to the client failed: it disconnected.
+	// gone is closed when the client is known to have disconnected.
 	gone     chan struct{}
 	goneOnce sync.Once
+	// done is closed when the session ends (close).
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // hijack answers the upgrade request and returns the raw connection.
@@ -126,7 +131,7 @@ func hijack(w http.ResponseWriter, r *http.Request, contentType string) (*hijack
 	if brw != nil && brw.Reader.Buffered() > 0 {
 		in = io.MultiReader(io.LimitReader(brw.Reader, int64(brw.Reader.Buffered())), conn)
 	}
-	return &hijacked{conn: conn, in: in, gone: make(chan struct{})}, nil
+	return &hijacked{conn: conn, in: in, gone: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // Write sends output to the client; a failed write marks the client gone.
@@ -146,6 +151,7 @@ func (h *hijacked) Read(p []byte) (int, error) { return h.in.Read(p) }
 // closeWrite tells the client the output is complete while still letting it
 // finish sending (docker's half-close protocol), then closes.
 func (h *hijacked) close() {
+	h.closeOnce.Do(func() { close(h.done) })
 	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
@@ -154,27 +160,83 @@ func (h *hijacked) close() {
 
 // watchDisconnect reads (and discards) from the client when it sends no
 // stdin, so a client that hangs up is noticed: then cancel is called.
+//
+// EOF alone does not mean the client left: docker half-closes its side
+// at once when it has no stdin to send and keeps reading the output. After
+// EOF, the socket is polled for a full hang-up instead.
 func (h *hijacked) watchDisconnect(cancel context.CancelFunc) {
 	go func() {
-		_, _ = io.Copy(io.Discard, h.in)
-		h.markGone()
-		cancel()
+		_, err := io.Copy(io.Discard, h.in)
+		if err != nil {
+			h.markGone()
+			cancel()
+			return
+		}
+		h.pollHangup(cancel)
 	}()
 }
 
+// pollHangup checks once a second whether the peer has closed both
+// directions (POLLHUP); the check stops when the session ends.
+func (h *hijacked) pollHangup(cancel context.CancelFunc) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-h.gone:
+			cancel()
+			return
+		case <-t.C:
+			if peerHungUp(h.conn) {
+				h.markGone()
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// peerHungUp reports whether the connection's peer is gone entirely (not
+// merely done sending).
+func peerHungUp(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	hup := false
+	rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
+			hup = fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0
+		}
+	})
+	return hup
+}
+
 // stdinReader passes the client's stdin through until it reaches EOF (the
-// client half-closed: stdin is done, output may still flow) or fails (the
-// client is gone: cancel).
+// client half-closed: stdin is done, output may still flow; from then on
+// a full hang-up is watched for) or fails (the client is gone: cancel).
 type stdinReader struct {
-	h      *hijacked
-	cancel context.CancelFunc
+	h       *hijacked
+	cancel  context.CancelFunc
+	eofOnce sync.Once
 }
 
 func (s *stdinReader) Read(p []byte) (int, error) {
 	n, err := s.h.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		s.h.markGone()
-		s.cancel()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			s.eofOnce.Do(func() { go s.h.pollHangup(s.cancel) })
+		} else {
+			s.h.markGone()
+			s.cancel()
+		}
 	}
 	return n, err
 }

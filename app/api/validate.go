@@ -33,6 +33,35 @@ func decodeStrict(r *http.Request, v any) error {
 	return decodeStrictBytes(body, v)
 }
 
+// decodeStrictLegacy is decodeStrict for bodies in which older clients send
+// top-level fields that moby's current types dropped (e.g. docker 28 sends
+// "Detach" when creating an exec): those are removed before decoding.
+func decodeStrictLegacy(r *http.Request, v any, legacy ...string) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+	if err != nil {
+		return badRequest("reading request body: %v", err)
+	}
+	if len(body) > maxJSONBody {
+		return badRequest("request body larger than %d bytes", maxJSONBody)
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) == nil {
+		dropped := false
+		for _, k := range legacy {
+			if _, ok := obj[k]; ok {
+				delete(obj, k)
+				dropped = true
+			}
+		}
+		if dropped {
+			if body, err = json.Marshal(obj); err != nil {
+				return badRequest("invalid JSON in request body: %v", err)
+			}
+		}
+	}
+	return decodeStrictBytes(body, v)
+}
+
 func decodeStrictBytes(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("empty request body: expected a JSON object")
