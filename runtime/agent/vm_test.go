@@ -64,6 +64,7 @@ func bootVM(t testing.TB, arch string, cpus int) *vm {
 }
 
 func TestVM(t *testing.T) {
+	t.Parallel()
 	arch := runtime.GOARCH
 	v := bootVM(t, arch, 1)
 	c := v.c
@@ -333,3 +334,44 @@ func TestVM(t *testing.T) {
 type countWriter struct{ n int }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+// TestVMArm64 boots the arm64 agent (what Berth.app ships for Apple
+// silicon) under qemu-system-aarch64 TCG: the same protocol end to end.
+func TestVMArm64(t *testing.T) {
+	if runtime.GOARCH == "arm64" {
+		t.Skip("TestVM covers the host architecture")
+	}
+	t.Parallel()
+	v := bootVM(t, "arm64", 1)
+	c := v.c
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	h, err := c.Health(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Arch != "arm64" || len(h.Warnings) != 0 {
+		t.Fatalf("health: %+v", h)
+	}
+	t.Logf("arm64 agent: kernel %s init %.2fs RSS %d KiB", h.Kernel, h.InitSeconds, h.RssBytes/1024)
+	if err := c.CreateContainer(ctx, &ragent.ContainerConfig{Device: "/dev/vda"}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	st, err := c.Run(ctx, "init", &ragent.ProcessSpec{Args: []string{"sh", "-c", "uname -m; exit 3"}}, false, ragent.Stdio{Stdout: &out})
+	if err != nil || st.Code != 3 || out.String() != "aarch64\n" {
+		t.Fatalf("run: %q %+v %v", out.String(), st, err)
+	}
+	if err := c.Shutdown(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-v.m.Done():
+	case <-time.After(60 * time.Second):
+		t.Fatal("VM did not power off")
+	}
+	if err := v.m.Err(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.E2fsck(t, v.disk)
+}
