@@ -352,11 +352,11 @@ func rmiCmd(g *Globals, use string) *cobra.Command {
 // RemoveImages removes each ref, reporting like docker; it goes on past a
 // failure and returns the errors joined.
 func RemoveImages(s *image.Store, refs []string, force bool, out io.Writer) error {
-	var errs []error
+	var errs []string
 	for _, r := range refs {
 		res, err := s.Remove(r, force)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, err.Error())
 			continue
 		}
 		for _, t := range res.Untagged {
@@ -366,7 +366,10 @@ func RemoveImages(s *image.Store, refs []string, force bool, out io.Writer) erro
 			fmt.Fprintf(out, "Deleted: %s\n", d)
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; ")) // one line, as every CLI error
+	}
+	return nil
 }
 
 func imageInspectCmd(g *Globals) *cobra.Command {
