@@ -2,6 +2,7 @@ package ext4
 
 import (
 	"archive/tar"
+	"bufio"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -152,7 +153,9 @@ func (w *Writer) addLayer(layer int, open LayerOpener) error {
 // applyTar reads one tar stream as layer `layer`. With fill != nil it only
 // copies the data of the entries (by index) listed in fill.
 func (w *Writer) applyTar(layer int, r io.Reader, whiteouts bool, fill map[int]*inode) (map[int]*inode, error) {
-	tr := tar.NewReader(r)
+	// Buffered: tar headers are read 512 bytes at a time; large file
+	// bodies bypass the buffer.
+	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
 	st := &layerState{layer: layer, whiteouts: whiteouts, ghosts: map[string]*inode{}, needed: map[int]*inode{}}
 	for idx := 0; ; idx++ {
 		hdr, err := tr.Next()
