@@ -26,18 +26,8 @@ import (
 	"github.com/berth-dev/berth/runtime/portfwd"
 )
 
-// engineClient connects to the running engine's socket.
-func engineClient(g *Globals) (*client.Client, error) {
-	root, err := g.Root()
-	if err != nil {
-		return nil, err
-	}
-	sock := root.Socket()
-	if _, err := os.Stat(sock); err != nil {
-		return nil, fmt.Errorf("no Berth engine is running (no socket at %s): start one with `berth daemon` or open Berth.app", sock)
-	}
-	return client.New(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
-}
+// engineClient connects to the running engine's socket (Globals.Client).
+func engineClient(g *Globals) (*client.Client, error) { return g.Client() }
 
 // createFlags are the flags `run` and `create` share (Docker's names).
 type createFlags struct {

@@ -49,6 +49,7 @@ type ctr struct {
 	stdin     *stdinHub
 	attached  *fanout
 	prevStats *container.StatsResponse
+	booting   chan struct{} // non-nil while boot runs; closed when it ends (Manager.mu)
 }
 
 // run is one boot of a container's VM.
@@ -356,6 +357,16 @@ func (m *Manager) cancelRestart(c *ctr) {
 // boot starts the VM and the main process; c.op held.
 func (m *Manager) boot(ctx context.Context, c *ctr) (err error) {
 	t0 := time.Now()
+	booting := make(chan struct{})
+	m.mu.Lock()
+	c.booting = booting
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		c.booting = nil
+		m.mu.Unlock()
+		close(booting)
+	}()
 	m.mu.Lock()
 	rec := c.rec
 	prepared := c.timings.Prepare

@@ -313,8 +313,16 @@ func (m *Manager) running(ref string) (*ctr, *run, error) {
 		return nil, nil, err
 	}
 	m.mu.Lock()
-	rn := c.run
+	rn, booting := c.run, c.booting
 	m.mu.Unlock()
+	if rn == nil && booting != nil {
+		// Starting (e.g. restarted by its policy): wait for the VM rather
+		// than fail an exec that came a moment early.
+		<-booting
+		m.mu.Lock()
+		rn = c.run
+		m.mu.Unlock()
+	}
 	if rn == nil {
 		return c, nil, errf(ErrConflict, "container %s is not running", ref)
 	}
