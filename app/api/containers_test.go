@@ -28,6 +28,10 @@ func TestContainersBadInputAndConcurrency(t *testing.T) {
 	if out := d("ps", "-q"); strings.Contains(out, id[:12]) {
 		t.Fatalf("created container listed as running: %q", out)
 	}
+	if out := d("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"); !strings.Contains(out, "Images 1 1") ||
+		!strings.Contains(out, "Containers 1 0") {
+		t.Fatalf("system df with one created container:\n%s", out)
+	}
 	d("rename", "first", "second")
 	if out := d("inspect", "--format", "{{.Name}} {{index .Config.Labels \"k\"}} {{index .Config.Cmd 0}}", id[:12]); strings.TrimSpace(out) != "/second v echo" {
 		t.Fatalf("inspect after rename: %q", out)

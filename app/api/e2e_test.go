@@ -221,6 +221,10 @@ func TestDockerCLIEndToEnd(t *testing.T) {
 
 	t.Run("container prune and system df", func(t *testing.T) {
 		d("create", "--name", "idle", img, "true")
+		if out := d("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"); !strings.Contains(out, "Images 1 1") ||
+			!strings.Contains(out, "Containers 1 0") {
+			t.Fatalf("system df with one created container:\n%s", out)
+		}
 		out := d("container", "prune", "-f")
 		if !strings.Contains(out, "Deleted Containers") {
 			t.Fatalf("container prune: %q", out)
@@ -228,8 +232,8 @@ func TestDockerCLIEndToEnd(t *testing.T) {
 		if r := docker(t, sock, nil, "inspect", "idle"); r.Code == 0 {
 			t.Fatal("pruned container still exists")
 		}
-		if out := d("system", "df"); !strings.Contains(out, "Containers") {
-			t.Fatalf("system df:\n%s", out)
+		if out := d("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"); !strings.Contains(out, "Images 1 0") {
+			t.Fatalf("system df after prune:\n%s", out)
 		}
 	})
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	imgstore "github.com/berth-dev/berth/runtime/image"
 )
@@ -98,6 +100,8 @@ func (s *ImageStore) List(ctx context.Context, all bool, f map[string][]string) 
 			Size:        im.Size,
 			Containers:  -1, // not computed here (docker's "unknown")
 			Labels:      map[string]string{},
+			// The manifest: containers record it as their image.
+			Descriptor: &ocispec.Descriptor{MediaType: string(im.MediaType), Digest: digest.Digest(im.Digest.String())},
 		}
 		if sum.RepoTags == nil {
 			sum.RepoTags = []string{}

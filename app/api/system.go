@@ -191,6 +191,9 @@ func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request) error {
 	activeImages := int64(0)
 	for i := range images {
 		images[i].Containers = used[images[i].ID]
+		if d := images[i].Descriptor; d != nil {
+			images[i].Containers += used[d.Digest.String()] // containers that name the manifest
+		}
 		layers += images[i].Size
 		if images[i].Containers > 0 {
 			activeImages++
