@@ -67,7 +67,10 @@ fi
 
 # Assemble next to DEST, then swap it in with renames, so a reader never sees half a tree.
 parent=$(dirname "$DEST")
-mkdir -p "$parent"
+if ! mkdir -p "$parent" 2>/dev/null || [[ ! -w $parent ]]; then
+  echo "fetch-arm64: cannot write $parent: run as root (sudo $0) or set BERTH_ARM64_CACHE to a writable directory" >&2
+  exit 1
+fi
 stage=$(mktemp -d "$parent/.arm64.XXXXXX")
 mkdir -p "$stage/bin" "$stage/modules"
 cp "$vmlinuz" "$stage/vmlinuz"

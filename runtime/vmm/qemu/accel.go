@@ -151,7 +151,7 @@ func probeBoot(ctx context.Context, bin, arch, kernel, accel string, timeout tim
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin,
-		"-M", ai.machine, "-accel", accel, "-cpu", cpu, "-m", "128",
+		"-M", ai.machineFor(accel), "-accel", accel, "-cpu", cpu, "-m", "128",
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-kernel", kernel, "-initrd", filepath.Join(dir, "initrd"),
 		"-append", "console="+ai.console+" panic=-1 quiet",

@@ -62,6 +62,15 @@ var arches = map[string]archInfo{
 	"arm64": {"qemu-system-aarch64", "qemu-system-arm", "virt", "max,pauth=off", "ttyAMA0"},
 }
 
+// machineFor is the -M value: on an arm64 KVM host the GIC must be one the
+// host's can back (GICv3-only hosts cannot run virt's default GICv2).
+func (ai archInfo) machineFor(accel string) string {
+	if accel == "kvm" && ai.machine == "virt" {
+		return "virt,gic-version=max"
+	}
+	return ai.machine
+}
+
 // Binary returns the QEMU executable for a guest architecture, or an error
 // naming the Debian package to install.
 func Binary(arch string) (string, error) {
@@ -251,7 +260,7 @@ func (m *Machine) args(useVsock bool) []string {
 	}
 	a := []string{
 		"-name", "berth-" + cfg.ID,
-		"-M", ai.machine, "-accel", m.accel, "-cpu", cpu,
+		"-M", ai.machineFor(m.accel), "-accel", m.accel, "-cpu", cpu,
 		"-smp", strconv.Itoa(cfg.CPUs), "-m", strconv.Itoa(cfg.MemoryMiB),
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-S", // paused until the monitor is set up (see Start)
