@@ -18,6 +18,12 @@ present() {
 }
 if present; then exit 0; fi
 
+parent=$(dirname "$DEST")
+if ! mkdir -p "$parent" 2>/dev/null || [[ ! -w $parent ]]; then
+  echo "fetch-arm64: cannot write $parent: run as root (sudo $0) or set BERTH_ARM64_CACHE to a writable directory" >&2
+  exit 1
+fi
+
 for tool in apt-get apt-cache dpkg-deb; do
   command -v "$tool" >/dev/null || { echo "fetch-arm64: $tool not found (this script needs Debian's apt)" >&2; exit 1; }
 done
@@ -66,11 +72,6 @@ if [[ ! -f $work/x/lib/modules/$version/modules.dep ]]; then
 fi
 
 # Assemble next to DEST, then swap it in with renames, so a reader never sees half a tree.
-parent=$(dirname "$DEST")
-if ! mkdir -p "$parent" 2>/dev/null || [[ ! -w $parent ]]; then
-  echo "fetch-arm64: cannot write $parent: run as root (sudo $0) or set BERTH_ARM64_CACHE to a writable directory" >&2
-  exit 1
-fi
 stage=$(mktemp -d "$parent/.arm64.XXXXXX")
 mkdir -p "$stage/bin" "$stage/modules"
 cp "$vmlinuz" "$stage/vmlinuz"
