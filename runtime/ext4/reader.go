@@ -77,10 +77,14 @@ func Open(r io.ReaderAt) (*Reader, error) {
 		blocks |= uint64(le.Uint32(sb[0x150:])) << 32
 	}
 	first := uint64(le.Uint32(sb[sbFirstDataBlock:]))
-	if bpg == 0 || rd.ipg == 0 || rd.inodeSize < 128 {
-		return nil, errors.New("corrupt superblock (zero geometry)")
+	if bpg == 0 || rd.ipg == 0 || rd.inodeSize < 128 || uint64(rd.inodeSize) > rd.bs || rd.inodeSize&(rd.inodeSize-1) != 0 || rd.descSize > 1024 || blocks <= first {
+		return nil, errors.New("corrupt superblock (impossible geometry)")
 	}
-	rd.groups = uint32((blocks - first + uint64(bpg) - 1) / uint64(bpg))
+	groups := (blocks - first + uint64(bpg) - 1) / uint64(bpg)
+	if groups > 1<<20 {
+		return nil, fmt.Errorf("corrupt or unsupported superblock: %d block groups", groups)
+	}
+	rd.groups = uint32(groups)
 	gdt := make([]byte, uint64(rd.groups)*uint64(rd.descSize))
 	if _, err := r.ReadAt(gdt, int64((first+1)*rd.bs)); err != nil {
 		return nil, fmt.Errorf("read group descriptors: %w", err)
@@ -129,6 +133,9 @@ func (rd *Reader) Stat(num uint32) (*Entry, error) {
 	extra := 0
 	if rd.inodeSize > 128 {
 		extra = int(le.Uint16(b[inExtraIsize:]))
+		if 128+extra > int(rd.inodeSize) {
+			return nil, fmt.Errorf("inode %d: corrupt i_extra_isize %d", num, extra)
+		}
 	}
 	tm := func(lo, ex int) time.Time {
 		ts := decodeTime(le.Uint32(b[lo:]), 0, false)
@@ -192,6 +199,9 @@ func (rd *Reader) readLink(b []byte, size int64) (string, error) {
 	if acl != 0 {
 		blocks -= rd.bs / 512
 	}
+	if size < 0 || size > maxLinkSize {
+		return "", fmt.Errorf("symlink target of %d bytes (max %d)", size, maxLinkSize)
+	}
 	if size < 60 && flags&inodeFlagExtents == 0 && (blocks == 0 || flags&inodeFlagInline != 0) {
 		return string(b[inBlock : inBlock+size]), nil
 	}
@@ -244,19 +254,27 @@ func (rd *Reader) readXattrs(b []byte, extra int) (map[string][]byte, error) {
 // mapping is one run of a file's blocks.
 type mapping struct{ logical, physical, length uint64 }
 
-// blockMap returns a file's block runs (extents or classic block maps).
-func (rd *Reader) blockMap(b []byte) ([]mapping, error) {
+// blockMap returns a file's block runs (extents or classic block maps) up
+// to its size. The image may come from a guest (container export), so every
+// walk is bounded: at most as many tree nodes and mapped blocks as the size
+// needs, whatever loops or fan-out a corrupt tree has.
+func (rd *Reader) blockMap(b []byte, size int64) ([]mapping, error) {
+	if size < 0 {
+		return nil, errors.New("negative file size")
+	}
+	maxBlocks := (uint64(size) + rd.bs - 1) / rd.bs
 	flags := le.Uint32(b[inFlags:])
 	ib := b[inBlock : inBlock+60]
 	if flags&inodeFlagExtents != 0 {
 		var out []mapping
-		err := rd.walkExtents(ib, &out, 0)
+		w := &extentWalk{rd: rd, out: &out, maxBlocks: maxBlocks, budget: min(maxBlocks+8, maxMapNodes)}
+		err := w.walk(ib, 0)
 		return out, err
 	}
 	// Classic direct/indirect block map.
 	var out []mapping
 	add := func(l, p uint64) {
-		if p == 0 {
+		if p == 0 || l >= maxBlocks {
 			return
 		}
 		if n := len(out); n > 0 && out[n-1].logical+out[n-1].length == l && out[n-1].physical+out[n-1].length == p {
@@ -266,15 +284,20 @@ func (rd *Reader) blockMap(b []byte) ([]mapping, error) {
 		out = append(out, mapping{l, p, 1})
 	}
 	per := rd.bs / 4
+	budget := uint64(maxMapNodes)
 	var indirect func(blk uint64, level int, logical uint64) (uint64, error)
 	indirect = func(blk uint64, level int, logical uint64) (uint64, error) {
 		span := uint64(1)
 		for i := 0; i < level; i++ {
 			span *= per
 		}
-		if blk == 0 {
+		if blk == 0 || logical >= maxBlocks {
 			return logical + span*per, nil
 		}
+		if budget == 0 {
+			return 0, errors.New("corrupt block map (more indirect blocks than any file has)")
+		}
+		budget--
 		buf := make([]byte, rd.bs)
 		if _, err := rd.r.ReadAt(buf, int64(blk*rd.bs)); err != nil {
 			return 0, err
@@ -306,10 +329,21 @@ func (rd *Reader) blockMap(b []byte) ([]mapping, error) {
 	return out, nil
 }
 
-func (rd *Reader) walkExtents(node []byte, out *[]mapping, depth int) error {
+type extentWalk struct {
+	rd        *Reader
+	out       *[]mapping
+	maxBlocks uint64
+	budget    uint64 // tree nodes left to visit
+}
+
+func (w *extentWalk) walk(node []byte, depth int) error {
 	if depth > 5 || len(node) < 12 || le.Uint16(node) != extentMagic {
 		return errors.New("corrupt extent tree")
 	}
+	if w.budget == 0 {
+		return errors.New("corrupt extent tree (more nodes than the file size allows)")
+	}
+	w.budget--
 	n := int(le.Uint16(node[2:]))
 	d := le.Uint16(node[6:])
 	if 12+12*n > len(node) {
@@ -323,16 +357,20 @@ func (rd *Reader) walkExtents(node []byte, out *[]mapping, depth int) error {
 			if length > maxExtentLen { // uninitialized extent: reads as zeros
 				continue
 			}
+			if l >= w.maxBlocks {
+				continue
+			}
+			length = min(length, w.maxBlocks-l)
 			p := uint64(le.Uint16(e[6:]))<<32 | uint64(le.Uint32(e[8:]))
-			*out = append(*out, mapping{l, p, length})
+			*w.out = append(*w.out, mapping{l, p, length})
 			continue
 		}
 		p := uint64(le.Uint16(e[8:]))<<32 | uint64(le.Uint32(e[4:]))
-		child := make([]byte, rd.bs)
-		if _, err := rd.r.ReadAt(child, int64(p*rd.bs)); err != nil {
-			return err
+		child := make([]byte, w.rd.bs)
+		if _, err := w.rd.r.ReadAt(child, int64(p*w.rd.bs)); err != nil {
+			return fmt.Errorf("read extent block: %w", err)
 		}
-		if err := rd.walkExtents(child, out, depth+1); err != nil {
+		if err := w.walk(child, depth+1); err != nil {
 			return err
 		}
 	}
@@ -397,7 +435,7 @@ func (rd *Reader) OpenFile(e *Entry) (io.Reader, error) {
 	if le.Uint32(b[inFlags:])&inodeFlagInline != 0 {
 		return nil, errors.New("inline-data files are not supported")
 	}
-	m, err := rd.blockMap(b)
+	m, err := rd.blockMap(b, e.Size)
 	if err != nil {
 		return nil, fmt.Errorf("inode %d: %w", e.Ino, err)
 	}
@@ -405,8 +443,16 @@ func (rd *Reader) OpenFile(e *Entry) (io.Reader, error) {
 	return &fileReader{rd: rd, m: m, size: e.Size}, nil
 }
 
+// Limits for metadata read whole into memory (directories, symlinks), and
+// for the index blocks one file's map may have (a corrupt tree can loop).
+const (
+	maxMapNodes = 1 << 16
+	maxDirSize  = 256 << 20
+	maxLinkSize = 4096
+)
+
 func (rd *Reader) readAll(b []byte, size int64) ([]byte, error) {
-	m, err := rd.blockMap(b)
+	m, err := rd.blockMap(b, size)
 	if err != nil {
 		return nil, err
 	}
@@ -425,6 +471,9 @@ func (rd *Reader) readDir(e *Entry) ([]dirent, error) {
 	b := e.raw
 	if le.Uint32(b[inFlags:])&inodeFlagInline != 0 {
 		return nil, errors.New("inline-data directories are not supported")
+	}
+	if e.Size > maxDirSize {
+		return nil, fmt.Errorf("directory inode %d of %d bytes is over the %d MiB limit", e.Ino, e.Size, maxDirSize>>20)
 	}
 	data, err := rd.readAll(b, e.Size)
 	if err != nil {
