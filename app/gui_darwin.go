@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/app/cli"
 	"github.com/berth-dev/berth/app/engine"
 	"github.com/berth-dev/berth/runtime/dataroot"
+	"github.com/berth-dev/berth/runtime/kernel"
 	"github.com/berth-dev/berth/ui/menubar"
 	"github.com/berth-dev/berth/ui/model"
 	"github.com/berth-dev/berth/ui/shell"
@@ -66,10 +67,14 @@ func runGUI() int {
 		return 1
 	}
 	eng := &appEngine{root: root, log: log, settings: settings}
-	return menubar.Run(menubar.Options{
+	o := menubar.Options{
 		Engine: eng, DataDir: home, EngineRoot: engineDir, Exe: exe, Log: log,
 		Limits: hostLimits(),
-	})
+	}
+	if settings.KernelSource != model.KernelCustom && runtime.GOARCH == "arm64" {
+		o.Kernel = &shell.KernelFetch{KernelsDir: root.Kernels(), Source: kernel.Kata}
+	}
+	return menubar.Run(o)
 }
 
 // appEngine is the engine `berth daemon` runs, hosted by the app.

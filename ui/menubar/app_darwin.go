@@ -35,6 +35,9 @@ type Options struct {
 	EngineRoot string
 	Log        *slog.Logger
 	Limits     model.RunLimits
+	// Kernel, when set, is the default kernel's first-launch download,
+	// offered before the engine starts if the kernel is missing.
+	Kernel *shell.KernelFetch
 }
 
 // Long-lived AppKit objects and app state. Package-level so the GC never
@@ -46,12 +49,10 @@ var (
 	delegate *appkit.ApplicationDelegate
 	logger   *slog.Logger
 
-	quitting    atomic.Bool
-	refreshDue  atomic.Bool // a Changed() is queued on the main thread
-	quitWin     appkit.Window
-	quitBar     appkit.ProgressIndicator
-	quitLabel   appkit.TextField
-	quitWinMade bool
+	quitting   atomic.Bool
+	refreshDue atomic.Bool // a Changed() is queued on the main thread
+	quitProg   progressWindow
+	kernelProg progressWindow
 )
 
 // Run runs the menu-bar app until the user quits. It returns the process
@@ -112,6 +113,7 @@ func launched() {
 
 func startEngine() {
 	defer guard("startEngine")
+	fetchKernel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := ctl.Start(ctx); err != nil {
@@ -148,30 +150,81 @@ func shouldTerminate() appkit.ApplicationTerminateReply {
 }
 
 func showQuitProgress(done, total int, visible bool) {
-	if !quitWinMade {
-		quitWin = appkit.NewWindowWithContentRectStyleMaskBackingDefer(rect(0, 0, 360, 90),
-			appkit.WindowStyleMaskTitled, appkit.BackingStoreBuffered, false)
-		quitWin.SetReleasedWhenClosed(false)
-		quitWin.SetTitle("Quitting Berth")
-		quitLabel = appkit.NewLabel("Stopping containers…")
-		quitLabel.SetFrame(rect(20, 50, 320, 20))
-		quitBar = appkit.NewProgressIndicatorWithFrame(rect(20, 20, 320, 20))
-		quitBar.SetIndeterminate(false)
-		quitBar.SetMinValue(0)
-		quitWin.ContentView().AddSubview(quitLabel)
-		quitWin.ContentView().AddSubview(quitBar)
-		quitWinMade = true
-	}
+	quitProg.make("Quitting Berth", "Stopping containers…")
 	if total >= 0 {
-		quitBar.SetMaxValue(float64(max(total, 1)))
-		quitBar.SetDoubleValue(float64(done))
-		quitLabel.SetStringValue(fmt.Sprintf("Stopping containers… %d of %d", done, total))
+		quitProg.set(float64(done), float64(max(total, 1)), fmt.Sprintf("Stopping containers… %d of %d", done, total))
 	}
 	if visible && quitting.Load() {
-		quitWin.Center()
-		quitWin.MakeKeyAndOrderFront(nil)
-		app.ActivateIgnoringOtherApps(true)
+		quitProg.show()
 	}
+}
+
+// fetchKernel offers the default kernel's download when it is missing
+// (first launch), with progress; declining leaves the engine to report
+// the missing kernel when a container starts.
+func fetchKernel() {
+	k := opts.Kernel
+	if k == nil || !k.Needed() {
+		return
+	}
+	answer := make(chan bool, 1)
+	onMain(func() { answer <- confirm(k.Question(), "Download") })
+	if !<-answer {
+		return
+	}
+	onMain(func() { kernelProg.make("Downloading the Linux kernel", "Connecting…"); kernelProg.show() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	err := k.Run(ctx, func(done, total int64) {
+		onMain(func() {
+			text := model.FormatBytes(done)
+			if total > 0 {
+				text += " of " + model.FormatBytes(total)
+			}
+			kernelProg.set(float64(done), float64(max(total, done, 1)), "Downloading… "+text)
+		})
+	})
+	onMain(func() { kernelProg.win.Close() })
+	if err != nil {
+		showAlert(model.ErrorAlert("download the Linux kernel", err))
+	}
+}
+
+// progressWindow is a small titled window with a label and a bar.
+type progressWindow struct {
+	win   appkit.Window
+	bar   appkit.ProgressIndicator
+	label appkit.TextField
+	made  bool
+}
+
+func (p *progressWindow) make(title, text string) {
+	if p.made {
+		return
+	}
+	p.win = appkit.NewWindowWithContentRectStyleMaskBackingDefer(rect(0, 0, 380, 90),
+		appkit.WindowStyleMaskTitled, appkit.BackingStoreBuffered, false)
+	p.win.SetReleasedWhenClosed(false)
+	p.win.SetTitle(title)
+	p.label = appkit.NewLabel(text)
+	p.label.SetFrame(rect(20, 50, 340, 20))
+	p.bar = appkit.NewProgressIndicatorWithFrame(rect(20, 20, 340, 20))
+	p.bar.SetIndeterminate(false)
+	p.bar.SetMinValue(0)
+	p.win.ContentView().AddSubview(p.label)
+	p.win.ContentView().AddSubview(p.bar)
+	p.made = true
+}
+
+func (p *progressWindow) set(done, total float64, text string) {
+	p.bar.SetMaxValue(total)
+	p.bar.SetDoubleValue(done)
+	p.label.SetStringValue(text)
+}
+
+func (p *progressWindow) show() {
+	p.win.Center()
+	bringForward(p.win)
 }
 
 // view implements shell.View: coalesce change notifications into one

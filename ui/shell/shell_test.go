@@ -211,3 +211,20 @@ func TestTerminalCommand(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+func TestKernelFetchNeeded(t *testing.T) {
+	dir := t.TempDir()
+	k := KernelFetch{KernelsDir: dir, Source: kernelSourceForTest()}
+	if !k.Needed() {
+		t.Fatal("an empty kernels dir needs the kernel")
+	}
+	if !strings.Contains(k.Question(), "Kata Containers 9.9.9") {
+		t.Errorf("question: %q", k.Question())
+	}
+	p := filepath.Join(dir, "kata-test", "vmlinux-test")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, []byte("kernel"), 0o644)
+	if k.Needed() {
+		t.Fatal("installed kernel reported missing")
+	}
+}
