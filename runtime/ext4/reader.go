@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -491,7 +492,9 @@ func (rd *Reader) readDir(e *Entry) ([]dirent, error) {
 			}
 			if ino != 0 {
 				name := string(bb[off+8 : off+8+nl])
-				if name != "." && name != ".." {
+				// Names with "/" or NUL cannot exist on Linux: a corrupt
+				// (or hostile) image; skip them so exports stay inside their root.
+				if name != "." && name != ".." && name != "" && !strings.ContainsAny(name, "/\x00") {
 					out = append(out, dirent{ino, name})
 				}
 			}
