@@ -101,7 +101,7 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req container.CreateRequest
-	if err := decodeStrict(r, &req); err != nil {
+	if err := decodeStrictLegacy(r, &req, createLegacy); err != nil {
 		return err
 	}
 	if err := validateCreate(&req, memTotal()); err != nil {
@@ -692,8 +692,7 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req container.ExecCreateRequest
-	// "Detach" was never used at create time and left the type in 1.52.
-	if err := decodeStrictLegacy(r, &req, "Detach"); err != nil {
+	if err := decodeStrictLegacy(r, &req, execCreateLegacy); err != nil {
 		return err
 	}
 	if len(req.Cmd) == 0 {

@@ -33,10 +33,29 @@ func decodeStrict(r *http.Request, v any) error {
 	return decodeStrictBytes(body, v)
 }
 
+// legacyField is a field older clients send that moby's current types no
+// longer have. At its zero value it is dropped; set, it is refused with the
+// flag named, like any other unsupported setting.
+type legacyField struct {
+	path []string // JSON keys from the top of the body
+	flag string
+}
+
+var (
+	// docker 28 and older send these with create (zero unless the flag is used).
+	createLegacy = []legacyField{
+		{[]string{"MacAddress"}, "--mac-address"},
+		{[]string{"HostConfig", "KernelMemory"}, "--kernel-memory"},
+		{[]string{"HostConfig", "KernelMemoryTCP"}, "--kernel-memory-tcp"},
+		{[]string{"HostConfig", "Capabilities"}, "--capabilities"},
+	}
+	// "Detach" was never used at exec create and left the type in 1.52.
+	execCreateLegacy = []legacyField{{[]string{"Detach"}, ""}}
+)
+
 // decodeStrictLegacy is decodeStrict for bodies in which older clients send
-// top-level fields that moby's current types dropped (e.g. docker 28 sends
-// "Detach" when creating an exec): those are removed before decoding.
-func decodeStrictLegacy(r *http.Request, v any, legacy ...string) error {
+// fields that moby's current types dropped (see legacyField).
+func decodeStrictLegacy(r *http.Request, v any, legacy []legacyField) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
 	if err != nil {
 		return badRequest("reading request body: %v", err)
@@ -44,22 +63,64 @@ func decodeStrictLegacy(r *http.Request, v any, legacy ...string) error {
 	if len(body) > maxJSONBody {
 		return badRequest("request body larger than %d bytes", maxJSONBody)
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(body, &obj) == nil {
-		dropped := false
-		for _, k := range legacy {
-			if _, ok := obj[k]; ok {
-				delete(obj, k)
-				dropped = true
-			}
-		}
-		if dropped {
-			if body, err = json.Marshal(obj); err != nil {
-				return badRequest("invalid JSON in request body: %v", err)
-			}
-		}
+	if body, err = dropLegacy(body, legacy); err != nil {
+		return err
 	}
 	return decodeStrictBytes(body, v)
+}
+
+func dropLegacy(body []byte, legacy []legacyField) ([]byte, error) {
+	var obj map[string]any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // re-encoding must not round large integers through float64
+	if dec.Decode(&obj) != nil || dec.More() {
+		return body, nil // not one object: decodeStrictBytes says what is wrong
+	}
+	dropped := false
+	for _, lf := range legacy {
+		parent := obj
+		for _, k := range lf.path[:len(lf.path)-1] {
+			next, _ := parent[k].(map[string]any)
+			parent = next
+		}
+		key := lf.path[len(lf.path)-1]
+		val, ok := parent[key]
+		if !ok {
+			continue
+		}
+		if !jsonZero(val) && lf.flag != "" {
+			return nil, notImplemented("not supported by Berth: %s (%s)", strings.Join(lf.path, "."), lf.flag)
+		}
+		delete(parent, key)
+		dropped = true
+	}
+	if !dropped {
+		return body, nil
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, badRequest("invalid JSON in request body: %v", err)
+	}
+	return b, nil
+}
+
+func jsonZero(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !x
+	case json.Number:
+		f, err := x.Float64()
+		return err == nil && f == 0
+	case string:
+		return x == ""
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
 }
 
 func decodeStrictBytes(body []byte, v any) error {

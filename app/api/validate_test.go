@@ -19,6 +19,25 @@ func dockerRunBody(t testing.TB) string {
 	return string(b)
 }
 
+// Older clients (docker 20.10) send fields current types dropped; at their
+// zero values they are accepted.
+func TestLegacyZeroFieldsAccepted(t *testing.T) {
+	body := strings.Replace(dockerRunBody(t), `"CpuShares":0`, `"CpuShares":0,"KernelMemory":0,"KernelMemoryTCP":0`, 1)
+	body = strings.Replace(body, `{"Hostname":""`, `{"Hostname":"","MacAddress":""`, 1)
+	body = strings.Replace(body, `"ShmSize":0`, `"ShmSize":9007199254740993`, 1) // 2^53+1: must survive re-encoding exactly
+	b, err := dropLegacy([]byte(body), createLegacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req container.CreateRequest
+	if err := decodeStrictBytes(b, &req); err != nil {
+		t.Fatalf("legacy zero fields refused: %v", err)
+	}
+	if req.HostConfig.ShmSize != 9007199254740993 {
+		t.Fatalf("large integer changed while dropping legacy fields: %d", req.HostConfig.ShmSize)
+	}
+}
+
 func TestValidateCreateAcceptsRealDockerRun(t *testing.T) {
 	var req container.CreateRequest
 	if err := decodeStrictBytes([]byte(dockerRunBody(t)), &req); err != nil {
@@ -59,6 +78,7 @@ func TestValidateCreateRefuses(t *testing.T) {
 		{"bad host port", `"HostPort":"8080"`, `"HostPort":"99999"`, 400, "99999"},
 		{"no image", `"Image":"busybox"`, `"Image":""`, 400, "no image"},
 		{"trailing", `"DNSNames":null}}}}`, `"DNSNames":null}}}}{}`, 400, "trailing"},
+		{"legacy kernel memory set", `"CpuShares":0`, `"CpuShares":0,"KernelMemory":1024`, 501, "--kernel-memory"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,7 +87,10 @@ func TestValidateCreateRefuses(t *testing.T) {
 				t.Fatalf("test case did not change the body (%q not found)", tc.from)
 			}
 			var req container.CreateRequest
-			err := decodeStrictBytes([]byte(body), &req)
+			b, err := dropLegacy([]byte(body), createLegacy)
+			if err == nil {
+				err = decodeStrictBytes(b, &req)
+			}
 			if err == nil {
 				err = validateCreate(&req, 1<<34)
 			}
@@ -97,9 +120,13 @@ func FuzzCreateRequest(f *testing.F) {
 	f.Add([]byte(`{"Image":"x","HostConfig":{"Dns":["1.2.3.4"],"MemorySwappiness":-1}}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"Image":"x","MacAddress":"","HostConfig":{"KernelMemory":0,"ShmSize":9007199254740993}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req container.CreateRequest
-		err := decodeStrictBytes(body, &req)
+		b, err := dropLegacy(body, createLegacy)
+		if err == nil {
+			err = decodeStrictBytes(b, &req)
+		}
 		if err == nil {
 			err = validateCreate(&req, 1<<34)
 		}
