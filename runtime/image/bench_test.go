@@ -85,8 +85,8 @@ func BenchmarkPull(b *testing.B) {
 	b.ResetTimer()
 	var berthBest, craneBest time.Duration
 	for i := 0; i < b.N; i++ {
-		// Best of two rounds each, interleaved: the machine is shared.
-		for round := 0; round < 2; round++ {
+		// Best of three rounds each, interleaved: the machine is shared.
+		for round := 0; round < 3; round++ {
 			dst := filepath.Join(b.TempDir(), "layout")
 			t0 := time.Now()
 			if out, err := exec.Command(crane, "pull", "--insecure", "--format", "oci", ref, dst).CombinedOutput(); err != nil {
@@ -146,7 +146,7 @@ func BenchmarkLoad(b *testing.B) {
 	b.ResetTimer()
 	var best time.Duration
 	for i := 0; i < b.N; i++ {
-		for round := 0; round < 2; round++ {
+		for round := 0; round < 3; round++ {
 			s, _ := newStore(b)
 			t0 := time.Now()
 			if _, err := s.LoadPath(context.Background(), archive, LoadOptions{}); err != nil {
