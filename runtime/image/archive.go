@@ -109,6 +109,9 @@ func (a *archive) readTar(r io.Reader, progress func(int64)) error {
 		if err != nil {
 			return err
 		}
+		if a.seq >= maxMembers {
+			return fmt.Errorf("archive has more than %d files: not an image archive (image archives hold a few files per layer)", maxMembers)
+		}
 		switch h.Typeflag {
 		case tar.TypeReg, tar.TypeRegA:
 			m, err := a.stageStream(tr)
@@ -212,6 +215,10 @@ func (a *archive) get(p string) (*member, error) {
 	a.members[name] = m
 	return m, nil
 }
+
+// maxMembers bounds how many files an archive may stage, so a tar of a
+// million empty files cannot exhaust the data root's inodes.
+const maxMembers = 100000
 
 var errMissingMember = errors.New("the archive lacks a file its manifest names")
 
