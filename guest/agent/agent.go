@@ -128,6 +128,10 @@ func (a *Agent) NewServer() *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(8<<20),
+		// Windows for what the host sends (stdin, copy-in, port-forward):
+		// limits, not allocations.
+		grpc.InitialWindowSize(1<<20),
+		grpc.InitialConnWindowSize(4<<20),
 	)
 	api.RegisterAgentServer(s, a)
 	a.srvMu.Lock()
@@ -173,19 +177,21 @@ func uptime() float64 {
 	return up
 }
 
-func (a *Agent) Health(context.Context, *api.HealthRequest) (*api.HealthResponse, error) {
+func (a *Agent) Health(_ context.Context, req *api.HealthRequest) (*api.HealthResponse, error) {
 	var uts unix.Utsname
 	unix.Uname(&uts)
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	fds, _ := os.ReadDir("/proc/self/fd")
-	return &api.HealthResponse{
+	r := &api.HealthResponse{
 		Version: Version, Arch: runtime.GOARCH, Kernel: unix.ByteSliceToString(uts.Release[:]),
 		UptimeSeconds: uptime(), InitSeconds: a.initSecs, Pid1: a.cfg.PID1,
 		Warnings: append([]string(nil), a.warnings...), Modules: append([]string(nil), a.modules...),
-		Goroutines: int32(runtime.NumGoroutine()), OpenFds: int32(len(fds) - 1), Zombies: int32(countZombies()),
-		RssBytes: rss(),
-	}, nil
+	}
+	a.mu.Unlock()
+	if req.Accounting {
+		fds, _ := os.ReadDir("/proc/self/fd")
+		r.Goroutines, r.OpenFds, r.Zombies, r.RssBytes = int32(runtime.NumGoroutine()), int32(len(fds)-1), int32(countZombies()), rss()
+	}
+	return r, nil
 }
 
 // countZombies counts our children that have exited but were not reaped.

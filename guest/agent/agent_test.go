@@ -272,7 +272,7 @@ func TestStreamsAndReconnect(t *testing.T) {
 	c := ta.c
 	ctx := context.Background()
 	initSleep(t, c)
-	before, err := c.Health(ctx)
+	before, err := c.HealthAccounting(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestStreamsAndReconnect(t *testing.T) {
 	c2.Delete(ctx, "seq")
 	var after *ragent.Health
 	for i := 0; i < 50; i++ {
-		after, err = c2.Health(ctx)
+		after, err = c2.HealthAccounting(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,9 @@ import (
 	"github.com/berth-dev/berth/guest/initramfs"
 )
 
+// InitStart is the kernel uptime when Boot had /proc (≈ when /init began).
+var InitStart float64
+
 // CgroupDir is the cgroup the container's processes run in (PID 1 only).
 const CgroupDir = "/sys/fs/cgroup/berth"
 
@@ -48,6 +51,7 @@ func Boot() (warnings, modules []string) {
 			warn("mount "+x.target+": %v", err)
 		}
 	}
+	InitStart = uptime()
 	os.Remove("/dev/ptmx")
 	os.Symlink("pts/ptmx", "/dev/ptmx")
 	for name, target := range map[string]string{"/dev/fd": "/proc/self/fd", "/dev/stdin": "/proc/self/fd/0", "/dev/stdout": "/proc/self/fd/1", "/dev/stderr": "/proc/self/fd/2"} {

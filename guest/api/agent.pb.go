@@ -125,7 +125,9 @@ func (*Empty) Descriptor() ([]byte, []int) {
 }
 
 type HealthRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also count goroutines, fds, zombies and RSS (walks /proc: not free).
+	Accounting    bool `protobuf:"varint,1,opt,name=accounting,proto3" json:"accounting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -160,6 +162,13 @@ func (*HealthRequest) Descriptor() ([]byte, []int) {
 	return file_agent_proto_rawDescGZIP(), []int{1}
 }
 
+func (x *HealthRequest) GetAccounting() bool {
+	if x != nil {
+		return x.Accounting
+	}
+	return false
+}
+
 type HealthResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -172,7 +181,8 @@ type HealthResponse struct {
 	Pid1        bool     `protobuf:"varint,6,opt,name=pid1,proto3" json:"pid1,omitempty"`
 	Warnings    []string `protobuf:"bytes,7,rep,name=warnings,proto3" json:"warnings,omitempty"` // boot problems that did not stop the agent
 	Modules     []string `protobuf:"bytes,8,rep,name=modules,proto3" json:"modules,omitempty"`   // kernel modules loaded at boot
-	// Leak accounting (tests): goroutines, open fds, unreaped children.
+	// Leak accounting (only with HealthRequest.accounting): goroutines,
+	// open fds, unreaped children, resident memory.
 	Goroutines    int32  `protobuf:"varint,9,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
 	OpenFds       int32  `protobuf:"varint,10,opt,name=open_fds,json=openFds,proto3" json:"open_fds,omitempty"`
 	Zombies       int32  `protobuf:"varint,11,opt,name=zombies,proto3" json:"zombies,omitempty"`
@@ -1980,8 +1990,11 @@ var File_agent_proto protoreflect.FileDescriptor
 const file_agent_proto_rawDesc = "" +
 	"\n" +
 	"\vagent.proto\x12\x0eberth.agent.v1\"\a\n" +
-	"\x05Empty\"\x0f\n" +
-	"\rHealthRequest\"\xdc\x02\n" +
+	"\x05Empty\"/\n" +
+	"\rHealthRequest\x12\x1e\n" +
+	"\n" +
+	"accounting\x18\x01 \x01(\bR\n" +
+	"accounting\"\xdc\x02\n" +
 	"\x0eHealthResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x12\n" +
 	"\x04arch\x18\x02 \x01(\tR\x04arch\x12\x16\n" +

@@ -38,7 +38,7 @@ func BenchmarkAgent(b *testing.B) {
 	busybox := busyboxInitSeconds(b, arch)
 	v := bootVM(b, arch, 1)
 	ctx := context.Background()
-	h, err := v.c.Health(ctx)
+	h, err := v.c.HealthAccounting(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -103,6 +103,10 @@ func New(dial DialFunc) (*Client, error) {
 		}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20)),
+		// Fixed, generous windows: the channel's latency is high under TCG
+		// and the default 64 KiB window would cap stdout at window/RTT.
+		grpc.WithInitialWindowSize(1<<20),
+		grpc.WithInitialConnWindowSize(4<<20),
 		// One channel, one VM: no name resolution, no balancing.
 		grpc.WithDisableServiceConfig(),
 	)
@@ -118,8 +122,15 @@ func (c *Client) Close() error { return c.cc.Close() }
 // API is the raw generated client, for calls without a helper.
 func (c *Client) API() api.AgentClient { return c.api }
 
+// Health is a cheap liveness call with the agent's boot facts.
 func (c *Client) Health(ctx context.Context) (*Health, error) {
 	return c.api.Health(ctx, &api.HealthRequest{})
+}
+
+// HealthAccounting is Health plus the agent's goroutines, fds, zombies and
+// RSS (it walks /proc in the guest: for tests and diagnostics).
+func (c *Client) HealthAccounting(ctx context.Context) (*Health, error) {
+	return c.api.Health(ctx, &api.HealthRequest{Accounting: true})
 }
 
 func (c *Client) SetupSystem(ctx context.Context, cfg *SystemConfig) error {

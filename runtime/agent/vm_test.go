@@ -71,7 +71,7 @@ func TestVM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	h, err := c.Health(ctx)
+	h, err := c.HealthAccounting(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestVM(t *testing.T) {
 		c.SetTime(ctx, time.Now())
 	})
 	t.Run("idle-rss", func(t *testing.T) {
-		h, err := c.Health(ctx)
+		h, err := c.HealthAccounting(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +346,7 @@ func TestVMArm64(t *testing.T) {
 	c := v.c
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	h, err := c.Health(ctx)
+	h, err := c.HealthAccounting(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

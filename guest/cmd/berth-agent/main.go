@@ -94,9 +94,8 @@ func pid1() {
 	log.SetPrefix("")
 	// The container's memory matters more than the agent's GC latency.
 	debug.SetGCPercent(50)
-	t0 := agent.Uptime()
 	warnings, modules := agent.Boot()
-	log.Printf("berth-agent: /init at %.2fs, booted at %.2fs (%d modules)", t0, agent.Uptime(), len(modules))
+	log.Printf("berth-agent: /init at %.2fs, booted at %.2fs (%d modules)", agent.InitStart, agent.Uptime(), len(modules))
 	for _, w := range warnings {
 		log.Printf("berth-agent: boot: %s", w)
 	}
