@@ -311,6 +311,34 @@ func TestVM(t *testing.T) {
 		}
 	})
 
+	t.Run("reconnect", func(t *testing.T) {
+		// The host drops the channel (engine restart) and dials again:
+		// the agent takes the new connection, the container lives on.
+		c.Close()
+		cctx, ccancel := context.WithTimeout(ctx, 60*time.Second)
+		defer ccancel()
+		c2, err := ragent.Connect(cctx, v.m.DialAgent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = c2
+		t.Cleanup(func() { c2.Close() })
+		ps, err := c.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, p := range ps {
+			found = found || (p.Id == "init" && p.State == "running")
+		}
+		if !found {
+			t.Fatalf("init not running after reconnect: %v", ps)
+		}
+		if out := sh(t, "echo again"); out != "again\n" {
+			t.Fatalf("%q", out)
+		}
+	})
+
 	// Shutdown last: the VM powers off by itself and the disk is clean.
 	sh(t, "echo persisted > /root/after-shutdown.txt")
 	if err := c.Shutdown(ctx, 2*time.Second); err != nil {
