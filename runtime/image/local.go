@@ -100,7 +100,7 @@ func (s *Store) Resolve(ctx context.Context, ref string, platform *v1.Platform) 
 	var rec *Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		rec, err = lookup(tx, ref)
+		rec, err = lookupFor(tx, ref, platform)
 		return err
 	})
 	if err != nil {

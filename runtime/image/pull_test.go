@@ -157,7 +157,22 @@ func TestPullMultiPlatformIndex(t *testing.T) {
 	if rec.Platform.Architecture != DefaultPlatform().Architecture {
 		t.Errorf("default pull got %s", rec.Platform.Architecture)
 	}
+	// Asking the local store for another platform is "not found" (the
+	// engine then pulls); the index digest names the pulled image too.
 	p, _ := ParsePlatform("linux/s390x")
+	if _, _, err := s.Resolve(context.Background(), ref, &p); !errors.Is(err, ErrNotFound) {
+		t.Errorf("resolve for another platform: %v", err)
+	}
+	idxDigest, _ := idx.Digest()
+	if _, d, err := s.Resolve(context.Background(), reg.Addr+"/multi@"+idxDigest.String(), nil); err != nil || d != rec.Digest {
+		t.Errorf("resolve by index digest: %v %s", err, d)
+	}
+	arm, _ := ParsePlatform("linux/arm64")
+	if img, _, err := s.Resolve(context.Background(), reg.Addr+"/multi@"+idxDigest.String(), &arm); err != nil {
+		t.Errorf("resolve by index digest for arm64: %v", err)
+	} else if cf, _ := img.ConfigFile(); cf.Architecture != "arm64" {
+		t.Errorf("resolve by index digest for arm64 gave %s", cf.Architecture)
+	}
 	_, err = s.Pull(context.Background(), ref, PullOptions{Platform: &p})
 	if err == nil || !strings.Contains(err.Error(), "linux/amd64") || !strings.Contains(err.Error(), "linux/arm64") {
 		t.Fatalf("missing platform: %v", err)

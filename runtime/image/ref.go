@@ -70,7 +70,11 @@ func familiar(s string) string {
 
 // lookup finds the image s names: a tag, a repo@digest, a manifest digest,
 // or an image ID (prefix of the config or manifest digest, >= 4 hex digits).
-func lookup(tx *bolt.Tx, s string) (*Record, error) {
+func lookup(tx *bolt.Tx, s string) (*Record, error) { return lookupFor(tx, s, nil) }
+
+// lookupFor is lookup preferring plat (nil: the default platform) where a
+// name stands for several platforms (an index digest).
+func lookupFor(tx *bolt.Tx, s string, plat *v1.Platform) (*Record, error) {
 	if id := strings.TrimPrefix(s, "sha256:"); isHexPrefix(id) {
 		r, err := lookupID(tx, id)
 		// A short hex string may also be a repository name: fall back to
@@ -103,18 +107,21 @@ func lookup(tx *bolt.Tx, s string) (*Record, error) {
 		if err == nil {
 			return r, nil
 		}
-		// Pulled by an index digest: the stored manifest is the platform one.
+		// Pulled by an index digest: the stored manifests are the platform
+		// ones; several platforms may have come from the same index.
+		want := DefaultPlatform()
+		if plat != nil {
+			want = *plat
+		}
 		var found *Record
 		tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
-			if found != nil {
+			rec, err := getRecord(tx, mustHash(string(k)))
+			if err != nil {
 				return nil
 			}
-			rec, err := getRecord(tx, mustHash(string(k)))
-			if err == nil {
-				for _, rd := range rec.RepoDigests {
-					if strings.HasSuffix(rd, "@"+d.String()) {
-						found = rec
-					}
+			for _, rd := range rec.RepoDigests {
+				if strings.HasSuffix(rd, "@"+d.String()) && (found == nil || rec.Platform.Satisfies(want)) {
+					found = rec
 				}
 			}
 			return nil
