@@ -12,8 +12,11 @@ pkgs=(
   docker-registry        # a real registry server on loopback
   skopeo                 # tarballs made by a tool nobody here wrote
   tmux                   # the judge of the terminal model
+  xfsprogs               # a reflink-capable filesystem for the O(1) clone test
   cpio zstd curl ca-certificates
 )
+# The docker CLI is preinstalled on the dev machines; elsewhere Debian's docker.io brings one.
+command -v docker >/dev/null 2>&1 || pkgs+=(docker.io)
 
 missing=()
 for p in "${pkgs[@]}"; do
