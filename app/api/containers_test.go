@@ -154,5 +154,17 @@ func TestContainersBadInputAndConcurrency(t *testing.T) {
 	if out := d("ps", "-a", "-q"); strings.TrimSpace(out) != "" {
 		t.Fatalf("containers left after prune: %q", out)
 	}
+	if out := d("system", "prune", "-a", "-f"); !strings.Contains(out, "Total reclaimed space") {
+		t.Fatalf("docker system prune: %q", out)
+	}
+	if out := d("images", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("images left after system prune -a: %q", out)
+	}
+	if out := d("volume", "ls", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("docker volume ls: %q", out)
+	}
+	if r := docker(t, sock, nil, "network", "create", "n1"); r.Code == 0 || !strings.Contains(r.Stderr, "not supported") {
+		t.Fatalf("docker network create: exit %d %q", r.Code, r.Stderr)
+	}
 	d("version")
 }

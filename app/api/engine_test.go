@@ -25,7 +25,11 @@ type engineEnv struct {
 }
 
 // startEngine boots nothing yet: VMs start with containers.
-func startEngine(t testing.TB) *engineEnv {
+func startEngine(t testing.TB) *engineEnv { return startEngineWith(t, nil) }
+
+// startEngineWith lets the caller wrap the container backend the API
+// serves (benchmarks time the engine's share of a request this way).
+func startEngineWith(t testing.TB, wrap func(Containers) Containers) *engineEnv {
 	t.Helper()
 	arch := runtime.GOARCH
 	testenv.RequireQEMU(t, arch)
@@ -57,9 +61,13 @@ func startEngine(t testing.TB) *engineEnv {
 			t.Logf("engine close: %v", err)
 		}
 	})
+	var cs Containers = eng.Containers
+	if wrap != nil {
+		cs = wrap(cs)
+	}
 	sock := serveAt(t, Backend{
 		Images:     &ImageStore{Store: eng.Images, Publish: eng.Events.Publish},
-		Containers: eng.Containers,
+		Containers: cs,
 		Events:     eng.Events,
 		DataRoot:   root.Dir,
 	}, root.Socket())

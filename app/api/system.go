@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
@@ -32,6 +33,26 @@ func (s *Server) routes() {
 	s.handle("GET /system/df", s.diskUsage)
 	s.imageRoutes()
 	s.containerRoutes()
+	// Berth has no user networks, volumes or build cache: their prunes
+	// truthfully remove nothing (so `docker system prune` works), and the
+	// volume list is empty. Creating any of them is refused.
+	s.handle("POST /networks/prune", func(w http.ResponseWriter, r *http.Request) error {
+		return writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: []string{}})
+	})
+	s.handle("POST /volumes/prune", func(w http.ResponseWriter, r *http.Request) error {
+		return writeJSON(w, http.StatusOK, volume.PruneReport{VolumesDeleted: []string{}})
+	})
+	s.handle("POST /build/prune", func(w http.ResponseWriter, r *http.Request) error {
+		return writeJSON(w, http.StatusOK, build.CachePruneReport{CachesDeleted: []string{}})
+	})
+	s.handle("GET /volumes", func(w http.ResponseWriter, r *http.Request) error {
+		return writeJSON(w, http.StatusOK, volume.ListResponse{Volumes: []volume.Volume{}, Warnings: []string{}})
+	})
+	for _, p := range []string{"GET /networks", "POST /networks/create", "POST /volumes/create"} {
+		s.handle(p, func(w http.ResponseWriter, r *http.Request) error {
+			return notImplemented("networks and volumes are not supported by Berth yet: each container has its own VM with one NIC and its own root disk")
+		})
+	}
 }
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
