@@ -96,6 +96,8 @@ var (
 	ctrRows    []model.ContainerRow
 	ctrWinMade bool
 	ctrButtons = map[model.Action]appkit.Button{}
+	ctrDeleg   *appkit.WindowDelegate
+	ctrStats   context.CancelFunc // live stats streams while the window is open
 )
 
 func showContainers() {
@@ -137,7 +139,21 @@ func showContainers() {
 			ctrButtons[act] = b
 			x += 108
 		}
+		ctrDeleg = &appkit.WindowDelegate{}
+		ctrDeleg.SetWindowWillClose(func(foundation.Notification) {
+			defer guard("containers close")
+			if ctrStats != nil {
+				ctrStats()
+				ctrStats = nil
+			}
+		})
+		ctrWin.SetDelegate(ctrDeleg)
 		ctrWinMade = true
+	}
+	if ctrStats == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		ctrStats = cancel
+		go func() { defer guard("stats"); ctl.WatchStats(ctx) }()
 	}
 	refreshContainers()
 	ctrWin.Center()

@@ -57,6 +57,7 @@ type Controller struct {
 	engErr error
 	cli    *client.Client
 	cancel context.CancelFunc
+	subs   map[chan struct{}]bool // internal change listeners (WatchStats)
 }
 
 // New returns a controller; call Start to boot the engine.
@@ -75,7 +76,32 @@ func (c *Controller) setState(s model.EngineState, err error) {
 	c.mu.Lock()
 	c.state, c.engErr = s, err
 	c.mu.Unlock()
+	c.changed()
+}
+
+// changed tells the view and internal listeners that the snapshot or the
+// engine state changed.
+func (c *Controller) changed() {
 	c.view.Changed()
+	c.mu.Lock()
+	for ch := range c.subs {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *Controller) subscribe() (chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	c.mu.Lock()
+	if c.subs == nil {
+		c.subs = map[chan struct{}]bool{}
+	}
+	c.subs[ch] = true
+	c.mu.Unlock()
+	return ch, func() { c.mu.Lock(); delete(c.subs, ch); c.mu.Unlock() }
 }
 
 // Client is the Docker API client on the engine's socket (nil until ready).
@@ -134,19 +160,19 @@ func (c *Controller) follow(ctx context.Context, evs client.EventsResult) {
 			}
 			evs = c.Client().Events(ctx, client.EventsListOptions{})
 			_ = c.refresh(ctx, model.Refresh{Containers: true, Images: true})
-			c.view.Changed()
+			c.changed()
 		}
 	}
 }
 
 func (c *Controller) onEvent(ctx context.Context, ev events.Message) {
 	r := c.Snap.Apply(ev)
-	c.view.Changed() // show what the event says at once …
+	c.changed() // show what the event says at once …
 	if r.Containers || r.Images {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := c.refresh(rctx, r); err == nil { // … then the engine's full view
-			c.view.Changed()
+			c.changed()
 		}
 	}
 }
@@ -210,7 +236,7 @@ func (c *Controller) Do(ctx context.Context, it model.Item) error {
 	}
 	if err == nil {
 		_ = c.refresh(ctx, model.Refresh{Containers: true})
-		c.view.Changed()
+		c.changed()
 	}
 	return err
 }
@@ -237,7 +263,7 @@ func (c *Controller) Run(ctx context.Context, req model.RunRequest, pull func(mo
 		return res.ID, err
 	}
 	_ = c.refresh(ctx, model.Refresh{Containers: true})
-	c.view.Changed()
+	c.changed()
 	return res.ID, nil
 }
 
@@ -267,7 +293,7 @@ func (c *Controller) Pull(ctx context.Context, ref string, progress func(model.P
 		}
 	}
 	_ = c.refresh(ctx, model.Refresh{Images: true})
-	c.view.Changed()
+	c.changed()
 	return nil
 }
 
@@ -293,7 +319,7 @@ func (c *Controller) Import(ctx context.Context, path string) (string, error) {
 		return "", err
 	}
 	_ = c.refresh(ctx, model.Refresh{Images: true})
-	c.view.Changed()
+	c.changed()
 	return loaded, nil
 }
 
@@ -415,4 +441,65 @@ func (c *Controller) Quit(ctx context.Context, progress func(done, total int)) e
 		firstErr = err
 	}
 	return firstErr
+}
+
+// WatchStats keeps a stats stream open for every running container while
+// ctx lives (the Containers window is open) and records the samples in the
+// snapshot. Streams start and stop as containers do; nothing is polled.
+func (c *Controller) WatchStats(ctx context.Context) {
+	wake, unsubscribe := c.subscribe()
+	defer unsubscribe()
+	streams := map[string]context.CancelFunc{}
+	defer func() {
+		for _, cancel := range streams {
+			cancel()
+		}
+	}()
+	for {
+		running := map[string]bool{}
+		for _, ct := range c.Snap.Containers() {
+			if ct.State == container.StateRunning {
+				running[ct.ID] = true
+			}
+		}
+		for id, cancel := range streams {
+			if !running[id] {
+				cancel()
+				delete(streams, id)
+			}
+		}
+		for id := range running {
+			if _, ok := streams[id]; !ok {
+				sctx, cancel := context.WithCancel(ctx)
+				streams[id] = cancel
+				go c.streamStats(sctx, id)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		}
+	}
+}
+
+func (c *Controller) streamStats(ctx context.Context, id string) {
+	cli := c.Client()
+	if cli == nil {
+		return
+	}
+	res, err := cli.ContainerStats(ctx, id, client.ContainerStatsOptions{Stream: true})
+	if err != nil {
+		return
+	}
+	defer res.Body.Close()
+	dec := json.NewDecoder(res.Body)
+	for {
+		var s container.StatsResponse
+		if err := dec.Decode(&s); err != nil {
+			return
+		}
+		c.Snap.SetStats(id, s)
+		c.view.Changed() // not c.changed(): samples do not change the set of streams
+	}
 }

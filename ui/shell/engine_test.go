@@ -192,12 +192,34 @@ func TestControllerAgainstRealEngine(t *testing.T) {
 		t.Error("pulled image not listed")
 	}
 
+	// Containers window: stats streams fill the CPU/memory columns.
+	wctx, wcancel := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() { c.WatchStats(wctx); close(watchDone) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if s, ok := c.Snap.Stats()[web.Target]; ok && s.MemoryStats.Usage > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no stats sample with memory usage arrived")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, r := range model.ContainerRows(c.Snap.Containers(), c.Snap.Stats(), time.Now()) {
+		if r.Name == "web" && (r.Memory == "-" || r.CPU == "-") {
+			t.Errorf("web row without live stats: %+v", r)
+		}
+	}
+	wcancel()
+	<-watchDone
+
 	// Logs window: follow into the bounded buffer.
 	buf := model.NewLogBuffer(100, 1<<16)
 	lctx, lcancel := context.WithCancel(ctx)
 	logDone := make(chan error, 1)
 	go func() { logDone <- c.FollowLogs(lctx, web.Target, false, buf) }()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for !strings.Contains(buf.Text(false), "hello from berth") {
 		if time.Now().After(deadline) {
 			t.Fatalf("log line never arrived; buffer: %q", buf.Text(true))
