@@ -222,3 +222,43 @@ func TestLoadSkopeoArchives(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadMultiPlatformArchive loads a multi-platform OCI archive made by
+// skopeo (copy --all: index.json -> image index -> per-arch manifests).
+func TestLoadMultiPlatformArchive(t *testing.T) {
+	t.Parallel()
+	skopeo := requireTool(t, "skopeo", "skopeo")
+	reg := testimage.Registry(t, testimage.RegistryOptions{})
+	ref := reg.PushIndex(t, multiArchIndex(t, smallImage(t, "amd64"), smallImage(t, "arm64")), "multi:1")
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "multi.tar")
+	cmd := exec.Command(skopeo, "--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://"+ref, "oci-archive:"+archive+":multi:1")
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("skopeo: %v\n%s", err, out)
+	}
+	for _, arch := range []string{"", "arm64", "amd64"} {
+		s, root := newStore(t)
+		opts := LoadOptions{}
+		want := DefaultPlatform().Architecture
+		if arch != "" {
+			p, _ := ParsePlatform(arch)
+			opts.Platform, want = &p, arch
+		}
+		imgs, err := s.LoadPath(context.Background(), archive, opts)
+		if err != nil {
+			t.Fatalf("%q: %v", arch, err)
+		}
+		if len(imgs) != 1 || imgs[0].Platform.Architecture != want || len(imgs[0].Tags) != 1 || imgs[0].Tags[0] != "multi:1" {
+			t.Fatalf("%q: loaded %+v", arch, imgs)
+		}
+		p, _ := ParsePlatform("riscv64")
+		before := snapshot(t, s, root)
+		if _, err := s.LoadPath(context.Background(), archive, LoadOptions{Platform: &p}); err == nil || !strings.Contains(err.Error(), "linux/arm64") {
+			t.Fatalf("load for a platform the archive lacks: %v", err)
+		}
+		if snapshot(t, s, root) != before {
+			t.Fatal("store changed")
+		}
+	}
+}
