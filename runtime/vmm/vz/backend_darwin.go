@@ -57,6 +57,9 @@ func (*Backend) Start(ctx context.Context, cfg vmm.Config) (vmm.Machine, error) 
 	keep := []any{boot, config}
 
 	// Console: the kernel writes to hvc0, the framework appends it to the log.
+	if err := ensureFile(p.ConsoleLog); err != nil {
+		return nil, err
+	}
 	serial, err := vzf.NewFileSerialPortAttachment(p.ConsoleLog, true)
 	if err != nil {
 		return nil, fmt.Errorf("vz: console log %s: %w", p.ConsoleLog, err)

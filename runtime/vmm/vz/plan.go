@@ -119,12 +119,14 @@ func limitsFromBytes(minCPU, maxCPU uint, minMem, maxMem uint64) Limits {
 	return Limits{MinCPUs: minCPU, MaxCPUs: maxCPU, MinMemoryMiB: (minMem + mib - 1) / mib, MaxMemoryMiB: maxMem / mib}
 }
 
-// cmdline adds the console setting the backend's virtio console needs
-// (hvc0), unless the caller chose a console already.
+// cmdline appends the console the backend's virtio console needs (hvc0),
+// unless it is there already. It goes last because Linux makes the last
+// console= the one /dev/console refers to (kernel messages go to all), so a
+// QEMU-style console=ttyAMA0 left in the command line cannot hide the log.
 func cmdline(s string) string {
 	s = strings.TrimSpace(s)
 	for _, f := range strings.Fields(s) {
-		if strings.HasPrefix(f, "console=") {
+		if f == "console=hvc0" {
 			return s
 		}
 	}
@@ -170,3 +172,13 @@ func classifyArm64Image(path string, head []byte) error {
 // translator when vmm.Config.Rosetta is set; the guest mounts it and
 // registers it with binfmt_misc for x86-64 ELF binaries.
 const RosettaTag = "rosetta"
+
+// ensureFile creates path (empty) if it does not exist, so the framework's
+// file serial attachment can append to it.
+func ensureFile(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("vz: console log: %w", err)
+	}
+	return f.Close()
+}

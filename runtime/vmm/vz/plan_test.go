@@ -172,3 +172,20 @@ func TestCmdline(t *testing.T) {
 		}
 	}
 }
+
+func TestEnsureFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "console.log")
+	if err := ensureFile(p); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p, []byte("kept"), 0o600)
+	if err := ensureFile(p); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "kept" {
+		t.Errorf("existing log truncated: %q", b)
+	}
+	if err := ensureFile(filepath.Join(t.TempDir(), "missing-dir", "x")); err == nil {
+		t.Error("no error for a missing directory")
+	}
+}
