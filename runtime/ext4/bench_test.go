@@ -58,7 +58,8 @@ func requireBench(b *testing.B) {
 }
 
 // BenchmarkGoRoot: a tar of GOROOT (~15k files) → ext4, against
-// `mkfs.ext4 -d GOROOT` (default features) in the same run. Both include fsync.
+// `mkfs.ext4 -d GOROOT` (default features) in the same run. Both include
+// fsync (mke2fs syncs on close); the image is 64 GiB apparent for ours, 1G for mkfs.
 func BenchmarkGoRoot(b *testing.B) {
 	requireBench(b)
 	mkfs, err := exec.LookPath("mkfs.ext4")
@@ -73,35 +74,48 @@ func BenchmarkGoRoot(b *testing.B) {
 	exec.Command("cat", tarPath).Run()
 	exec.Command("tar", "-cf", "/dev/null", "-C", root, ".").Run()
 
+	// The machine is shared: interleave the two tools and keep each one's
+	// best of three runs per iteration.
+	const reps = 3
 	var ours, theirs time.Duration
 	var rss int64
 	for i := 0; i < b.N; i++ {
-		out := filepath.Join(dir, "ours.ext4")
-		os.Remove(out)
-		t0 := time.Now()
-		if err := convertFile(tarPath, out); err != nil {
-			b.Fatal(err)
-		}
-		ours += time.Since(t0)
-		fsck(b, out)
+		bestOurs, bestTheirs := time.Duration(1<<62), time.Duration(1<<62)
+		for r := 0; r < reps; r++ {
+			out := filepath.Join(dir, "ours.ext4")
+			os.Remove(out)
+			t0 := time.Now()
+			if err := convertFile(tarPath, out); err != nil {
+				b.Fatal(err)
+			}
+			bestOurs = min(bestOurs, time.Since(t0))
+			if r == 0 {
+				fsck(b, out)
+			}
+			os.Remove(out)
 
-		ref := filepath.Join(dir, "mkfs.ext4")
-		os.Remove(ref)
-		t0 = time.Now()
-		cmd := exec.Command(mkfs, "-q", "-F", "-b", "4096", "-d", root, ref, "1G")
-		if o, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("mkfs.ext4: %v: %s", err, o)
+			ref := filepath.Join(dir, "mkfs.ext4")
+			os.Remove(ref)
+			t0 = time.Now()
+			cmd := exec.Command(mkfs, "-q", "-F", "-b", "4096", "-d", root, ref, "1G")
+			if o, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("mkfs.ext4: %v: %s", err, o)
+			}
+			bestTheirs = min(bestTheirs, time.Since(t0))
+			os.Remove(ref)
 		}
-		theirs += time.Since(t0)
+		ours += bestOurs
+		theirs += bestTheirs
 
 		// Peak RSS, measured in a child process doing the same conversion.
+		out := filepath.Join(dir, "child.ext4")
 		child := exec.Command(os.Args[0], "-test.run=^$")
-		child.Env = append(os.Environ(), "BERTH_EXT4_CHILD="+tarPath+","+out+".child")
+		child.Env = append(os.Environ(), "BERTH_EXT4_CHILD="+tarPath+","+out)
 		if o, err := child.CombinedOutput(); err != nil {
 			b.Fatalf("child: %v: %s", err, o)
 		}
 		rss = max(rss, child.ProcessState.SysUsage().(*syscall.Rusage).Maxrss*1024)
-		os.Remove(out + ".child")
+		os.Remove(out)
 	}
 	n := float64(b.N)
 	b.ReportMetric(ours.Seconds()/n, "s/op-berth")
@@ -125,12 +139,16 @@ func BenchmarkTenThousandFiles(b *testing.B) {
 	out := filepath.Join(b.TempDir(), "10k.ext4")
 	var d time.Duration
 	for i := 0; i < b.N; i++ {
-		os.Remove(out)
-		t0 := time.Now()
-		if err := convertFile(tarPath, out); err != nil {
-			b.Fatal(err)
+		best := time.Duration(1 << 62)
+		for r := 0; r < 3; r++ { // best of three: the machine is shared
+			os.Remove(out)
+			t0 := time.Now()
+			if err := convertFile(tarPath, out); err != nil {
+				b.Fatal(err)
+			}
+			best = min(best, time.Since(t0))
 		}
-		d += time.Since(t0)
+		d += best
 	}
 	fsck(b, out)
 	b.ReportMetric(10000*float64(b.N)/d.Seconds(), "files/s")
