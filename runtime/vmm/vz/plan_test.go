@@ -164,7 +164,8 @@ func TestCmdline(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                      "console=hvc0",
 		"  panic=-1 ":           "panic=-1 console=hvc0",
-		"console=ttyAMA0 quiet": "console=ttyAMA0 quiet",
+		"console=ttyAMA0 quiet": "console=ttyAMA0 quiet console=hvc0",
+		"quiet console=hvc0":    "quiet console=hvc0",
 		"quiet xconsole=1":      "quiet xconsole=1 console=hvc0",
 	} {
 		if got := cmdline(in); got != want {
