@@ -1,15 +1,20 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	ggcrcomp "github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-dev/berth/internal/testimage"
 )
@@ -231,4 +236,34 @@ func mustImage(img v1.Image, err error) v1.Image {
 		panic(err)
 	}
 	return img
+}
+
+// TestPullZstdLayer pulls an image whose layer is zstd-compressed
+// (application/vnd.oci.image.layer.v1.tar+zstd) and reads it back.
+func TestPullZstdLayer(t *testing.T) {
+	t.Parallel()
+	reg := testimage.Registry(t, testimage.RegistryOptions{})
+	raw := tarOf([2]string{"zstd.txt", "squeezed\n"})
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil },
+		tarball.WithCompression(ggcrcomp.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Push(t, mustImage(testimage.Image("amd64", nil, l)), "zstd:1")
+	s, _ := newStore(t)
+	rec, err := s.Pull(context.Background(), ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Layers[0].MediaType != types.OCILayerZStd {
+		t.Fatalf("media type %s", rec.Layers[0].MediaType)
+	}
+	img, _, err := s.Resolve(context.Background(), ref, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	if got := files(t, layers[0])["zstd.txt"]; got != "squeezed\n" {
+		t.Fatalf("zstd.txt = %q", got)
+	}
 }
