@@ -473,6 +473,8 @@ func TestBadInput(t *testing.T) {
 		{"hard link to dir", mkTar(t, []tarFile{{hdr: dirH("d", 0o755)}, {hdr: tar.Header{Typeflag: tar.TypeLink, Name: "l", Linkname: "d"}}}), Options{}, "directory"},
 		{"name too long", mkTar(t, []tarFile{{hdr: fileH(strings.Repeat("n", 256), 0o644)}}), Options{}, "ext4 allows 255"},
 		{"more files than inodes", mkTar(t, manyFiles(200)), Options{Inodes: 64}, "inodes"},
+		{"xattrs too large", mkTar(t, []tarFile{{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "x", PAXRecords: map[string]string{
+			"SCHILY.xattr.user.a": strings.Repeat("a", 3000), "SCHILY.xattr.user.b": strings.Repeat("b", 3000)}}}}), Options{}, "extended attributes"},
 		{"image too small", mkTar(t, []tarFile{{hdr: fileH("big", 0o644), data: make([]byte, 2<<20)}}), Options{Size: 1 << 20}, "too small"},
 	}
 	for _, c := range cases {
