@@ -143,6 +143,22 @@ sync`
 		t.Fatalf("writing to the mounted image: %v: %s", err, out)
 	}
 	fsck(t, img)
+	// The reader understands what the kernel wrote (its own block
+	// allocation, grown directories, deeper extent trees).
+	kernel, ours := readMounted(t, img), readWithReader(t, img)
+	for p, k := range kernel {
+		o, ok := ours[p]
+		if !ok {
+			t.Errorf("reader misses %q", p)
+			continue
+		}
+		if a, b := fmt.Sprintf("%+v", *k), fmt.Sprintf("%+v", *o); a != b {
+			t.Errorf("%q: kernel %s, reader %s", p, a, b)
+		}
+	}
+	if len(kernel) != len(ours) {
+		t.Errorf("kernel sees %d entries, reader %d", len(kernel), len(ours))
+	}
 }
 
 func TestLargeFileAndManyExtents(t *testing.T) {

@@ -273,6 +273,10 @@ func (m *Machine) args(useVsock bool) []string {
 		// romfile= : no iPXE option ROM to load, nothing boots from the NIC.
 		"-device", "virtio-net-pci,netdev=net0,romfile=,mac=" + cfg.MAC,
 		"-device", "virtio-rng-pci",
+		// Free page reporting hands pages the guest frees back to the
+		// host: the kernel's boot (decompression, initramfs unpacking)
+		// touches memory it then frees; measured ~28 MiB less RSS per VM.
+		"-device", "virtio-balloon-pci,free-page-reporting=on",
 	}
 	for i, d := range cfg.Disks {
 		// writeback honours the guest's flushes (fsync in the container is
