@@ -40,6 +40,21 @@ func (s *Store) Remove(ref string, force bool) (*RemoveResult, error) {
 	defer s.gc.Unlock()
 	res := &RemoveResult{}
 	var deleted *Record
+	// Ask InUse outside any transaction: the hook may read the database
+	// itself, and a read inside bbolt's write transaction can deadlock.
+	inUse := map[v1.Hash]bool{}
+	if s.InUse != nil {
+		var d v1.Hash
+		s.db.View(func(tx *bolt.Tx) error {
+			if rec, err := lookup(tx, ref); err == nil {
+				d = rec.Digest
+			}
+			return nil
+		})
+		if d.Hex != "" {
+			inUse[d] = s.InUse(d)
+		}
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		rec, err := lookup(tx, ref)
 		if err != nil {
@@ -63,7 +78,7 @@ func (s *Store) Remove(ref string, force bool) (*RemoveResult, error) {
 			}
 			return fmt.Errorf("image %s is tagged %s: remove the tags by name, or use -f", rec.ID(), strings.Join(f, ", "))
 		}
-		if !force && s.InUse != nil && s.InUse(rec.Digest) {
+		if !force && inUse[rec.Digest] {
 			return fmt.Errorf("%w: %s (%s); remove the container first, or use -f", ErrInUse, ref, rec.ID())
 		}
 		for _, t := range tags {
@@ -104,24 +119,39 @@ func (s *Store) Prune(all bool) (*PruneResult, error) {
 	s.gc.Lock()
 	defer s.gc.Unlock()
 	res := &PruneResult{}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// Candidates first, then InUse outside any transaction (see Remove);
+	// gc is held, so no image can appear or lose its blobs meanwhile.
+	var del []string
+	err := s.db.View(func(tx *bolt.Tx) error {
 		tagged := map[string]bool{}
 		tx.Bucket(bucketRefs).ForEach(func(k, v []byte) error {
 			tagged[string(v)] = true
 			return nil
 		})
-		var del []string
-		err := tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
-			d := mustHash(string(k))
-			if (all || !tagged[string(k)]) && (s.InUse == nil || !s.InUse(d)) {
+		return tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
+			if all || !tagged[string(k)] {
 				del = append(del, string(k))
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.InUse != nil {
+		kept := del[:0]
 		for _, k := range del {
+			if !s.InUse(mustHash(k)) {
+				kept = append(kept, k)
+			}
+		}
+		del = kept
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for _, k := range del {
+			if !all && len(tagsOf(tx, mustHash(k))) > 0 {
+				continue // tagged meanwhile
+			}
 			for _, t := range tagsOf(tx, mustHash(k)) {
 				tx.Bucket(bucketRefs).Delete([]byte(t))
 			}
