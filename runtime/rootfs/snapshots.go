@@ -69,13 +69,20 @@ func (s *Snapshots) Snapshot(ctx context.Context, img v1.Image, key string) (str
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
-	_, err, _ := s.sf.Do(key, func() (any, error) {
-		return nil, s.build(ctx, img, key)
-	})
-	if err != nil {
-		return "", err
+	for {
+		_, err, _ := s.sf.Do(key, func() (any, error) {
+			return nil, s.build(ctx, img, key)
+		})
+		// A shared build fails with the context of the caller that started
+		// it; when that caller gave up but we did not, build again.
+		if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return out, nil
 	}
-	return out, nil
 }
 
 // Get is Snapshot (the name used in SEAMS.md).
