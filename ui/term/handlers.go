@@ -9,21 +9,26 @@ import (
 )
 
 func (t *Terminal) execute(b byte) {
+	t.lastR = 0
 	switch b {
 	case 0x07:
 		if t.onBell != nil {
 			t.onBell()
 		}
 	case 0x08: // BS
-		if t.wrapNext {
+		switch {
+		case t.wrapNext:
 			t.wrapNext = false
-		} else if t.x > 0 {
+		case t.x > 0:
 			t.x--
+		case t.y > 0 && t.scr.lines[t.y-1].Wrapped:
+			// Back over an autowrap onto the previous row (tmux).
+			t.x, t.y = t.w-1, t.y-1
 		}
 	case 0x09: // HT
 		t.tabForward(1)
 	case 0x0a, 0x0b, 0x0c: // LF VT FF
-		t.wrapNext = false
+		// A cursor parked past the last column stays parked (tmux).
 		t.index()
 		if t.modes.NewlineMode {
 			t.x = 0
@@ -39,6 +44,9 @@ func (t *Terminal) execute(b byte) {
 }
 
 func (t *Terminal) tabForward(n int) {
+	if t.wrapNext {
+		return // parked past the last column: nowhere to go (tmux)
+	}
 	for ; n > 0 && t.x < t.w-1; n-- {
 		t.x++
 		for t.x < t.w-1 && !t.tabs[t.x] {
@@ -59,6 +67,7 @@ func (t *Terminal) tabBackward(n int) {
 }
 
 func (t *Terminal) esc(cmd ansi.Cmd) {
+	t.lastR = 0
 	inter, final := cmd.Intermediate(), cmd.Final()
 	switch inter {
 	case '(', ')', '*', '+':
@@ -115,6 +124,7 @@ func (t *Terminal) esc(cmd ansi.Cmd) {
 }
 
 func (t *Terminal) osc(cmd int, data []byte) {
+	t.lastR = 0
 	// data is "N;text".
 	s := string(data)
 	if i := strings.IndexByte(s, ';'); i >= 0 {
@@ -156,6 +166,9 @@ func param(p ansi.Params, i, def int) int {
 
 func (t *Terminal) csi(cmd ansi.Cmd, p ansi.Params) {
 	prefix, inter, final := cmd.Prefix(), cmd.Intermediate(), cmd.Final()
+	if final != 'b' || prefix != 0 || inter != 0 {
+		t.lastR = 0 // REP repeats only a character printed just before it
+	}
 	if prefix == '?' {
 		switch final {
 		case 'h', 'l':
@@ -191,7 +204,7 @@ func (t *Terminal) csi(cmd ansi.Cmd, p ansi.Params) {
 			t.pen = Cell{}
 			t.top, t.bot = 0, t.h-1
 			t.cs = charsetState{g: [4]byte{'B', 'B', 'B', 'B'}}
-			t.scr.saved = savedCursor{}
+			t.saved = savedCursor{}
 		}
 		return
 	case '$':
@@ -217,10 +230,10 @@ func (t *Terminal) csi(cmd ansi.Cmd, p ansi.Params) {
 		t.x, t.wrapNext = max(min(t.x, t.w-1)-n, 0), false
 	case 'E':
 		t.cursorDown(n)
-		t.x = 0
+		t.x, t.wrapNext = 0, false
 	case 'F':
 		t.cursorUp(n)
-		t.x = 0
+		t.x, t.wrapNext = 0, false
 	case 'G', '`':
 		t.x, t.wrapNext = max(0, min(n-1, t.w-1)), false
 	case 'H', 'f':
@@ -242,23 +255,22 @@ func (t *Terminal) csi(cmd ansi.Cmd, p ansi.Params) {
 		case 2:
 			t.eraseCells(t.y, 0, t.w)
 		}
-	case 'L':
-		if t.y >= t.top && t.y <= t.bot {
-			top := t.top
-			t.top = t.y
+	case 'L', 'M':
+		// IL/DL work from the cursor row to the bottom of the scroll
+		// region; outside the region tmux uses the whole screen below the
+		// cursor (xterm would ignore it) and tmux is the reference here.
+		top, bot := t.top, t.bot
+		t.top = t.y
+		if t.y < top || t.y > bot {
+			t.bot = t.h - 1
+		}
+		if final == 'L' {
 			t.scrollDown(n)
-			t.top = top
-			t.x, t.wrapNext = 0, false
+		} else {
+			t.scrollUpNoHistory(n) // deleted lines never go to the scrollback
 		}
-	case 'M':
-		if t.y >= t.top && t.y <= t.bot {
-			top := t.top
-			t.top = t.y
-			// Deleted lines never go to the scrollback.
-			t.scrollUpNoHistory(n)
-			t.top = top
-			t.x, t.wrapNext = 0, false
-		}
+		t.top, t.bot = top, bot
+		t.wrapNext = false // the column stays (tmux; xterm would go to the margin)
 	case 'P':
 		t.deleteCells(n)
 	case 'S':
@@ -273,17 +285,22 @@ func (t *Terminal) csi(cmd ansi.Cmd, p ansi.Params) {
 	case 'Z':
 		t.tabBackward(n)
 	case 'b':
-		if t.lastR != 0 {
+		if r := t.lastR; r != 0 {
 			for i := 0; i < min(n, 65535); i++ {
-				t.printRune(t.lastR)
+				t.printRune(r)
 			}
 		}
+		t.lastR = 0 // once (tmux)
 	case 'c':
 		if param(p, 0, 0) == 0 {
 			t.send("\x1b[?62;22c")
 		}
 	case 'd':
+		// VPA keeps a cursor parked past the last column parked (tmux;
+		// CUU/CUD do not).
+		wrap := t.wrapNext
 		t.setCursor(t.x, n-1)
+		t.wrapNext = wrap
 	case 'g':
 		switch param(p, 0, 0) {
 		case 0:
@@ -318,7 +335,9 @@ func (t *Terminal) csi(cmd ansi.Cmd, p ansi.Params) {
 		bot = min(bot, t.h-1)
 		if top < bot {
 			t.top, t.bot = top, bot
-			t.setCursor(0, 0)
+			// Home, ignoring origin mode: tmux's choice (xterm honours
+			// DECOM here); tmux is the reference.
+			t.x, t.y, t.wrapNext = 0, 0, false
 		}
 	case 's':
 		t.saveCursor()
@@ -408,12 +427,12 @@ func (t *Terminal) setPrivateMode(m int, on bool) {
 	case 25:
 		t.modes.CursorVisible = on
 	case 47, 1047:
-		if !on && m == 1047 && t.modes.AltScreen {
-			for y := range t.alt.lines {
-				fill(t.alt.lines[y].Cells, t.blankCell())
-			}
+		if on && !t.modes.AltScreen {
+			// tmux records the pen on every switch to the alternate
+			// screen; ?1049l restores it.
+			t.altSaved.pen = t.pen
 		}
-		t.switchScreen(on, m == 1047)
+		t.switchScreen(on, true)
 	case 1048:
 		if on {
 			t.saveCursor()
@@ -423,13 +442,15 @@ func (t *Terminal) setPrivateMode(m int, on bool) {
 	case 1049:
 		if on {
 			if !t.modes.AltScreen {
-				t.saveCursor()
-				t.alt.saved = t.main.saved
+				t.altSaved = savedCursor{x: t.x, y: t.y, pen: t.pen, valid: true}
 			}
 			t.switchScreen(true, true)
-		} else if t.modes.AltScreen {
+		} else {
 			t.switchScreen(false, false)
-			t.restoreCursor()
+			// Restored even when the alternate screen was not on (tmux).
+			if s := t.altSaved; s.valid {
+				t.x, t.y, t.pen, t.wrapNext = min(s.x, t.w-1), min(s.y, t.h-1), s.pen, false
+			}
 		}
 	case 1000:
 		t.setMouse(MouseNormal, on)

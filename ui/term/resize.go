@@ -20,11 +20,13 @@ func (t *Terminal) Resize(w, h int) {
 		t.x, t.y = t.reflowMain(w, h, min(t.x, t.mainW()-1), t.y)
 		t.alt.lines = newLines(w, h)
 	}
-	t.alt.saved.x, t.alt.saved.y = min(t.alt.saved.x, w-1), min(t.alt.saved.y, h-1)
+	t.saved.x, t.saved.y = min(t.saved.x, w-1), min(t.saved.y, h-1)
+	if t.modes.AltScreen {
+		t.altSaved.x, t.altSaved.y = min(t.altSaved.x, w-1), min(t.altSaved.y, h-1)
+	}
 	t.w, t.h = w, h
 	t.top, t.bot = 0, h-1
 	t.wrapNext = false
-	t.lastX, t.lastY = w, h // no combining onto a moved cell
 	oldTabs := t.tabs
 	t.resetTabs()
 	copy(t.tabs, oldTabs[:min(len(oldTabs), w)])
@@ -40,7 +42,7 @@ func (t *Terminal) fitMain() {
 	if t.mainW() == t.w && len(t.main.lines) == t.h {
 		return
 	}
-	s := &t.main.saved
+	s := &t.altSaved // where the main screen's cursor was
 	x, y := t.reflowMain(t.w, t.h, min(s.x, t.mainW()-1), min(s.y, len(t.main.lines)-1))
 	s.x, s.y = x, y
 }

@@ -62,7 +62,6 @@ type savedCursor struct {
 
 type screen struct {
 	lines []Line
-	saved savedCursor
 }
 
 // Terminal is a VT/xterm-compatible terminal model.
@@ -71,6 +70,8 @@ type Terminal struct {
 	main     screen
 	alt      screen
 	scr      *screen
+	saved    savedCursor // DECSC/DECRC: one slot for both screens, as in tmux
+	altSaved savedCursor // cursor saved by ?1049h (separate from DECSC, as in tmux)
 	sb       scrollback
 	x, y     int
 	pen      Cell
@@ -80,8 +81,6 @@ type Terminal struct {
 	cs       charsetState
 	tabs     []bool
 	lastR    rune // last printed character, for REP
-	lastX    int  // column of the last printed cell (for combining marks)
-	lastY    int
 	title    string
 
 	p       *ansi.Parser
@@ -144,7 +143,7 @@ func (t *Terminal) reset() {
 	t.top, t.bot = 0, t.h-1
 	t.resetTabs()
 	t.x, t.y, t.wrapNext = 0, 0, false
-	t.main.saved, t.alt.saved = savedCursor{}, savedCursor{}
+	t.saved, t.altSaved = savedCursor{}, savedCursor{}
 	t.markAll()
 }
 
@@ -401,7 +400,6 @@ func (t *Terminal) printASCII(run []byte) {
 			dst[i] = pen
 		}
 		t.lastR = rune(run[n-1])
-		t.lastX, t.lastY = t.x+n-1, t.y
 		t.markDirty(t.y)
 		run = run[n:]
 		t.x += n
@@ -425,12 +423,14 @@ func (t *Terminal) printASCII(run []byte) {
 func (t *Terminal) clearWideAt(x int) {
 	cells := t.scr.lines[t.y].Cells
 	c := cells[x]
+	// The half that is not being overwritten becomes a default blank, as
+	// in tmux.
 	if c.A&WideTail != 0 && x > 0 {
-		cells[x-1].R, cells[x-1].A = 0, cells[x-1].A&^Wide
+		cells[x-1] = Cell{}
 		cells[x].A &^= WideTail
 		cells[x].R = 0
 	} else if c.A&Wide != 0 && x+1 < t.w {
-		cells[x+1].R, cells[x+1].A = 0, cells[x+1].A&^WideTail
+		cells[x+1] = Cell{}
 		cells[x].A &^= Wide
 		cells[x].R = 0
 	}
@@ -445,6 +445,7 @@ func (t *Terminal) wrapLine() {
 
 // printRune writes one character (from the parser or the UTF-8 path).
 func (t *Terminal) printRune(r rune) {
+	orig := r
 	if r < 0x80 && t.cs.g[t.cs.gl] == '0' && r >= 0x5f && r <= 0x7e {
 		r = decGraphics[r-0x5f]
 	}
@@ -457,15 +458,15 @@ func (t *Terminal) printRune(r rune) {
 		t.wrapLine()
 	}
 	if wd == 2 && t.x == t.w-1 {
-		if t.modes.AutoWrap {
-			// Does not fit: pad and wrap.
-			c := &t.scr.lines[t.y].Cells[t.x]
-			*c = Cell{Bg: t.pen.Bg, A: wrapPad}
-			t.markDirty(t.y)
-			t.wrapLine()
-		} else {
+		if !t.modes.AutoWrap {
 			return
 		}
+		// Does not fit: wrap, leaving the last cell as it is (tmux). An
+		// unwritten last cell is marked as padding so reflow drops it.
+		if c := &t.scr.lines[t.y].Cells[t.x]; *c == (Cell{}) {
+			c.A = wrapPad
+		}
+		t.wrapLine()
 	}
 	if wd == 2 && t.w < 2 {
 		return
@@ -492,8 +493,11 @@ func (t *Terminal) printRune(r rune) {
 	} else {
 		cells[t.x] = c
 	}
-	t.lastR = r
-	t.lastX, t.lastY = t.x, t.y
+	// REP repeats ASCII only (as in tmux), in the charset then current.
+	t.lastR = 0
+	if orig < 0x80 {
+		t.lastR = orig
+	}
 	t.markDirty(t.y)
 	t.x += wd
 	if t.x >= t.w {
@@ -505,23 +509,33 @@ func (t *Terminal) printRune(r rune) {
 }
 
 // combine appends a zero-width rune (combining mark, ZWJ, variation
-// selector) to the previously printed cell.
+// selector) to the character left of the cursor (the cursor's own cell when
+// it is parked past the last column), as tmux does.
 func (t *Terminal) combine(r rune) {
-	if t.lastY >= t.h || t.lastX >= t.w {
+	x := t.x - 1
+	if t.wrapNext {
+		x = t.x
+	}
+	if x < 0 {
 		return
 	}
-	c := &t.scr.lines[t.lastY].Cells[t.lastX]
-	if c.R == 0 || c.A&WideTail != 0 {
+	cells := t.scr.lines[t.y].Cells
+	if cells[x].A&WideTail != 0 && x > 0 {
+		x--
+	}
+	c := &cells[x]
+	if c.A&WideTail != 0 {
 		return
 	}
 	s := c.Text() + string(r)
 	c.R = internCluster(s)
+	t.lastR = 0 // REP does not repeat clusters (tmux)
 	// VS16 turns a text-presentation character into a wide emoji.
-	if r == 0xFE0F && c.A&Wide == 0 && t.lastX+1 < t.w && t.lastY == t.y && t.x == t.lastX+1 {
+	if r == 0xFE0F && c.A&Wide == 0 && x+1 < t.w && !t.wrapNext && t.x == x+1 {
 		c.A |= Wide
 		tail := t.pen
 		tail.A |= WideTail
-		t.scr.lines[t.lastY].Cells[t.lastX+1] = tail
+		cells[x+1] = tail
 		t.x++
 		if t.x >= t.w {
 			t.x = t.w - 1
@@ -530,7 +544,7 @@ func (t *Terminal) combine(r rune) {
 			}
 		}
 	}
-	t.markDirty(t.lastY)
+	t.markDirty(t.y)
 }
 
 var decGraphics = [32]rune{
@@ -696,11 +710,11 @@ func (t *Terminal) setCursor(x, y int) {
 }
 
 func (t *Terminal) saveCursor() {
-	t.scr.saved = savedCursor{x: t.x, y: t.y, pen: t.pen, pendingWrap: t.wrapNext, origin: t.modes.Origin, cs: t.cs, valid: true}
+	t.saved = savedCursor{x: t.x, y: t.y, pen: t.pen, pendingWrap: t.wrapNext, origin: t.modes.Origin, cs: t.cs, valid: true}
 }
 
 func (t *Terminal) restoreCursor() {
-	s := t.scr.saved
+	s := t.saved
 	if !s.valid {
 		t.x, t.y, t.pen, t.wrapNext, t.modes.Origin = 0, 0, Cell{}, false, false
 		t.cs = charsetState{g: [4]byte{'B', 'B', 'B', 'B'}}
