@@ -33,7 +33,7 @@ func engineClient(g *Globals) (*client.Client, error) { return g.Client() }
 type createFlags struct {
 	name, workdir, user, entrypoint, hostname, restart, memory, platform, kernel string
 	stopSignal, detachKeys                                                       string
-	env, labels, publish, addHost                                                []string
+	env, labels, publish, addHost, logOpts                                       []string
 	cpus                                                                         float64
 	stopTimeout                                                                  int
 	interactive, tty, rm, publishAll                                             bool
@@ -59,6 +59,7 @@ func (f *createFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label (key=value)")
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [hostip:]hostport:containerport[/tcp]")
 	fl.StringArrayVar(&f.addHost, "add-host", nil, "add a host:ip line to /etc/hosts")
+	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "json-file log option: max-size=10m, max-file=3")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a terminal")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
@@ -100,6 +101,16 @@ func (f *createFlags) options(args []string) (client.ContainerCreateOptions, err
 		return client.ContainerCreateOptions{}, err
 	}
 	hc.RestartPolicy = pol
+	for _, o := range f.logOpts {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			return client.ContainerCreateOptions{}, fmt.Errorf("--log-opt %q: use key=value", o)
+		}
+		if hc.LogConfig.Config == nil {
+			hc.LogConfig = container.LogConfig{Type: "json-file", Config: map[string]string{}}
+		}
+		hc.LogConfig.Config[k] = v
+	}
 	if f.memory != "" {
 		n, err := units.RAMInBytes(f.memory)
 		if err != nil || n <= 0 {

@@ -91,7 +91,16 @@ func runAttached(ctx context.Context, cmd *cobra.Command, cli *client.Client, id
 		if f.rm {
 			cli.ContainerRemove(context.Background(), id, client.ContainerRemoveOptions{Force: true})
 		}
-		return err
+		// Docker's statuses for a run whose start failed.
+		fmt.Fprintln(cmd.ErrOrStderr(), "berth:", err)
+		msg := strings.ToLower(err.Error())
+		switch {
+		case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+			return ExitError{Code: 127}
+		case strings.Contains(msg, "permission denied"):
+			return ExitError{Code: 126}
+		}
+		return ExitError{Code: 125}
 	}
 	restore := func() {}
 	if f.tty && f.interactive {
