@@ -202,3 +202,16 @@ func TestTmuxResize(t *testing.T) {
 		compareWithTmux(t, 80, 24, []byte(alt), [2]int{60, 20})
 	})
 }
+
+func TestTmuxHtop(t *testing.T) {
+	t.Parallel()
+	htop := requireTool(t, "htop", "htop")
+	data := record(t, 120, 40, []string{htop, "-d", "5"}, nil, []step{
+		{wait: 1500 * time.Millisecond},
+		{wait: 100 * time.Millisecond, input: "\x1b[B\x1b[B"}, // select a process
+		{wait: 100 * time.Millisecond, input: "t"},            // tree view
+		{wait: 500 * time.Millisecond, input: "\x1bOQ"},       // F2: setup screen
+		{wait: 500 * time.Millisecond},
+	})
+	compareWithTmux(t, 120, 40, data)
+}
