@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -143,12 +144,14 @@ func (a *Agent) NewServer() *grpc.Server {
 // Serve serves on every listener until a Shutdown (test agents) or forever
 // (PID 1 powers off from Shutdown instead).
 func (a *Agent) Serve(ls ...net.Listener) error {
-	if a.cfg.PID1 {
+	if a.cfg.PID1 && a.initSecs == 0 {
 		a.initSecs = uptime()
 	}
 	errc := make(chan error, len(ls))
+	var mine []*grpc.Server
 	for _, l := range ls {
 		s := a.NewServer()
+		mine = append(mine, s)
 		go func(l net.Listener) { errc <- s.Serve(l) }(l)
 	}
 	select {
@@ -160,6 +163,14 @@ func (a *Agent) Serve(ls ...net.Listener) error {
 		a.srvMu.Unlock()
 		return nil
 	case err := <-errc:
+		// One listener failed: stop the others too, so the caller can
+		// start over with fresh listeners.
+		for _, s := range mine {
+			s.Stop()
+		}
+		a.srvMu.Lock()
+		a.servers = slices.DeleteFunc(a.servers, func(s *grpc.Server) bool { return slices.Contains(mine, s) })
+		a.srvMu.Unlock()
 		return err
 	}
 }

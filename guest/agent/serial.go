@@ -62,21 +62,29 @@ func (l *SerialListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		default:
 		}
+		// EBUSY right after the previous connection closed (the port allows
+		// one opener and the close completes asynchronously): retry.
 		f, err := os.OpenFile(l.path, os.O_RDWR|unix.O_NOCTTY, 0)
-		if err != nil {
+		if err != nil && !errors.Is(err, unix.EBUSY) {
 			return nil, err
 		}
 		// POLLHUP while the host side is not connected.
-		fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
-		unix.Poll(fds, 0)
-		if fds[0].Revents&unix.POLLHUP == 0 {
+		hup := true
+		if f != nil {
+			fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
+			unix.Poll(fds, 0)
+			hup = fds[0].Revents&unix.POLLHUP != 0
+		}
+		if !hup {
 			c := &serialConn{File: f, done: make(chan struct{})}
 			l.mu.Lock()
 			l.cur = c
 			l.mu.Unlock()
 			return c, nil
 		}
-		f.Close()
+		if f != nil {
+			f.Close()
+		}
 		select {
 		case <-time.After(50 * time.Millisecond):
 		case <-l.closed:

@@ -99,6 +99,7 @@ func TestVM(t *testing.T) {
 	if _, err := c.Start(ctx, "init"); err != nil {
 		t.Fatal(err)
 	}
+	outer := t
 	n := 0
 	execOut := func(t *testing.T, spec *ragent.ProcessSpec, stdin io.Reader) (string, ragent.ExitStatus) {
 		t.Helper()
@@ -322,7 +323,7 @@ func TestVM(t *testing.T) {
 			t.Fatal(err)
 		}
 		c = c2
-		t.Cleanup(func() { c2.Close() })
+		outer.Cleanup(func() { c2.Close() })
 		ps, err := c.List(ctx)
 		if err != nil {
 			t.Fatal(err)

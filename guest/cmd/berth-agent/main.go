@@ -105,6 +105,24 @@ func pid1() {
 		halt()
 	}
 	a.SetBootInfo(warnings, modules)
+	for {
+		ls := pid1Listeners()
+		if len(ls) == 0 {
+			log.Printf("berth-agent: no agent channel: neither vsock nor a virtio-serial port named %s", serialName)
+			halt()
+		}
+		// Serve returns only if a listener fails; it closes them all, so
+		// start over with fresh ones.
+		err := a.Serve(ls...)
+		log.Printf("berth-agent: serve: %v (restarting listeners)", err)
+		for _, l := range ls {
+			l.Close()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func pid1Listeners() []net.Listener {
 	var ls []net.Listener
 	if p, ok := agent.FindSerialPort(serialName); ok {
 		ls = append(ls, agent.NewSerialListener(p))
@@ -116,15 +134,7 @@ func pid1() {
 			log.Printf("berth-agent: vsock: %v", err)
 		}
 	}
-	if len(ls) == 0 {
-		log.Printf("berth-agent: no agent channel: neither vsock nor a virtio-serial port named %s", serialName)
-		halt()
-	}
-	for {
-		err := a.Serve(ls...)
-		log.Printf("berth-agent: serve: %v", err)
-		time.Sleep(time.Second)
-	}
+	return ls
 }
 
 func halt() {
