@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/runtime/agent"
 	ctrs "github.com/berth-dev/berth/runtime/container"
 	"github.com/berth-dev/berth/runtime/dataroot"
+	"github.com/berth-dev/berth/runtime/rootfs"
 	"github.com/berth-dev/berth/runtime/vmm"
 )
 
@@ -121,8 +122,7 @@ func rawBoot(b testing.TB, eng *Engine) time.Duration {
 }
 
 func copyFile(b testing.TB, src, dst string) {
-	s, _ := newSnapshots(dataroot.Root{Dir: b.TempDir()})
-	if err := s.Clone(src, dst); err != nil {
+	if err := rootfs.Clone(src, dst); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/runtime/container"
 	"github.com/berth-dev/berth/runtime/dataroot"
 	"github.com/berth-dev/berth/runtime/image"
+	"github.com/berth-dev/berth/runtime/rootfs"
 	"github.com/berth-dev/berth/runtime/state"
 	"github.com/berth-dev/berth/runtime/vmm"
 )
@@ -89,10 +90,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		backend = platformBackend()
 	}
 	boot := &BootFiles{Root: o.Root, GuestDir: o.GuestDir, Kernel: o.Kernel}
-	snaps, err := newSnapshots(o.Root)
-	if err != nil {
-		return nil, err
-	}
+	snaps := &rootfs.Snapshots{Dir: o.Root.Snapshots(), Warn: func(msg string) { o.Log.Warn("rootfs: " + msg) }}
 	mgr, err := container.New(container.Config{
 		DB: db, Root: o.Root,
 		Images:  imageResolver{images},
