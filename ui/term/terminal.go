@@ -62,6 +62,9 @@ type savedCursor struct {
 
 type screen struct {
 	lines []Line
+	// back is the storage lines slides along when the whole screen
+	// scrolls, so a scroll moves no row headers (see scrollUpRegion).
+	back []Line
 }
 
 // Terminal is a VT/xterm-compatible terminal model.
@@ -611,11 +614,26 @@ func (t *Terminal) scrollUpRegion(n int, history bool) {
 			gone[i].Cells = reuse[:t.w]
 		}
 	}
-	copy(lines[t.top:], lines[t.top+n:t.bot+1])
 	blank := t.blankCell()
-	for i, l := range gone {
-		fill(l.Cells, blank)
-		lines[t.bot-n+1+i] = Line{Cells: l.Cells}
+	for i := range gone {
+		fill(gone[i].Cells, blank)
+		gone[i] = Line{Cells: gone[i].Cells}
+	}
+	if t.top == 0 && t.bot == t.h-1 {
+		// Whole screen: slide the window over back instead of moving
+		// every row up; copy back to its start only when it runs out.
+		sc := t.scr
+		if cap(sc.lines)-len(sc.lines) < n {
+			if len(sc.back) < 4*t.h {
+				sc.back = make([]Line, 4*t.h)
+			}
+			copy(sc.back, sc.lines)
+			sc.lines = sc.back[:t.h]
+		}
+		sc.lines = append(sc.lines[n:], gone...)
+	} else {
+		copy(lines[t.top:], lines[t.top+n:t.bot+1])
+		copy(lines[t.bot-n+1:], gone)
 	}
 	t.markRange(t.top, t.bot)
 }
