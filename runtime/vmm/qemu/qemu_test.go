@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,21 +19,27 @@ import (
 	"github.com/berth-dev/berth/runtime/vmm"
 )
 
-// The guest answers one line on the agent port with what it sees (the
-// line, the first disk's first bytes, the second disk's read-only flag),
-// then powers off when the host says bye.
+// The guest answers each line on the agent port with what it sees (the
+// line, the first disk's first bytes, the second disk's read-only flag)
+// and powers off on "bye". When the host side goes away (a read returns
+// EOF) it reopens the port, as the agent does.
 const echoInit = initPrelude + `
 port=
 for f in /sys/class/virtio-ports/*/name; do
   [ "$(cat $f)" = berth.agent ] && port=/dev/$(basename $(dirname $f))
 done
 echo "agent port: $port"
-exec 3<>$port
-read -r line <&3
-echo "pong $line $(head -c 9 /dev/vda) ro=$(cat /sys/block/vdb/ro)" >&3
-read -r bye <&3
-sync
-poweroff -f
+while :; do
+  exec 3<>$port
+  while read -r line <&3; do
+    case "$line" in
+    bye) sync; poweroff -f ;;
+    *) echo "pong $line $(head -c 9 /dev/vda) ro=$(cat /sys/block/vdb/ro)" >&3 ;;
+    esac
+  done
+  exec 3<&-
+  sleep 0.2
+done
 `
 
 func TestBootChannelDisksPowerOff(t *testing.T) {
@@ -62,23 +70,37 @@ func TestBootChannelDisksPowerOff(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			conn, err := m.DialAgent(ctx)
-			if err != nil {
-				t.Fatal(err)
+			// Two rounds: the second DialAgent gets the connection QEMU
+			// makes after the host closed the first (what gRPC's redial
+			// relies on).
+			var conn net.Conn
+			for round := 1; round <= 2; round++ {
+				c, err := m.DialAgent(ctx)
+				if err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				if round == 1 {
+					t.Logf("%s (%s): agent port open %v after start", arch, m.Accel(), time.Since(start).Round(10*time.Millisecond))
+				}
+				c.SetDeadline(time.Now().Add(60 * time.Second))
+				ping := fmt.Sprintf("ping-%d", round)
+				if _, err := c.Write([]byte(ping + "\n")); err != nil {
+					t.Fatal(err)
+				}
+				got, err := bufio.NewReader(c).ReadString('\n')
+				if err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				if want := "pong " + ping + " DISKMAGIC ro=1\n"; got != want {
+					t.Fatalf("guest said %q, want %q", got, want)
+				}
+				if round == 1 {
+					c.Close()
+				} else {
+					conn = c
+				}
 			}
-			t.Logf("%s (%s): agent port open %v after start", arch, m.Accel(), time.Since(start).Round(10*time.Millisecond))
 			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(60 * time.Second))
-			if _, err := conn.Write([]byte("ping-from-host\n")); err != nil {
-				t.Fatal(err)
-			}
-			got, err := bufio.NewReader(conn).ReadString('\n')
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := "pong ping-from-host DISKMAGIC ro=1\n"; got != want {
-				t.Fatalf("guest said %q, want %q", got, want)
-			}
 			conn.Write([]byte("bye\n"))
 			waitDone(t, m, 60*time.Second)
 			if err := m.Err(); err != nil {
