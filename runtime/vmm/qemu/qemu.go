@@ -126,6 +126,10 @@ func (b *Backend) start(ctx context.Context, cfg vmm.Config) (*Machine, error) {
 	if st, err := os.Stat(cfg.StateDir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("VM state directory %s does not exist", cfg.StateDir)
 	}
+	if pid := runningPid(cfg.StateDir); pid != 0 {
+		// Two VMs on one state dir would share sockets and disks.
+		return nil, fmt.Errorf("a VM is already running in %s (qemu pid %d): stop it, or reap one left by a crashed engine with KillStale", cfg.StateDir, pid)
+	}
 	if cfg.ConsoleLog == "" {
 		cfg.ConsoleLog = filepath.Join(cfg.StateDir, "console.log")
 	}

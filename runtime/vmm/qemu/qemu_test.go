@@ -292,6 +292,9 @@ func TestKillStale(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "amd64", busyboxInitrd(t, "amd64", stuckInit))
 	_, qpid := startHelper(t, cfg)
+	if _, err := New().Start(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "a VM is already running in") {
+		t.Fatalf("second VM on a busy state dir: %v", err)
+	}
 	killed, err := KillStale(cfg.StateDir)
 	if err != nil || !killed {
 		t.Fatalf("KillStale = %v, %v", killed, err)

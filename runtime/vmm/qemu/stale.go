@@ -68,6 +68,19 @@ func KillStale(stateDir string) (bool, error) {
 	return true, fmt.Errorf("stale qemu %d did not exit after SIGKILL", pid)
 }
 
+// runningPid is the pid of a live QEMU recorded in stateDir's pid file, or 0.
+func runningPid(stateDir string) int {
+	b, err := os.ReadFile(filepath.Join(stateDir, pidFile))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 || !isOurQEMU(pid, stateDir) || !alive(pid) {
+		return 0
+	}
+	return pid
+}
+
 func isOurQEMU(pid int, stateDir string) bool {
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
