@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -67,6 +68,7 @@ func Download(ctx context.Context, kernelsDir string, src Source, client *http.C
 	if err := os.MkdirAll(kernelsDir, 0o755); err != nil {
 		return Kernel{}, err
 	}
+	removeStaleDownloads(kernelsDir)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.URL, nil)
 	if err != nil {
 		return Kernel{}, err
@@ -120,6 +122,17 @@ func Download(ctx context.Context, kernelsDir string, src Source, client *http.C
 	os.Chmod(final, 0o755)
 	k, _ := Installed(kernelsDir, src)
 	return k, nil
+}
+
+// removeStaleDownloads deletes temp dirs of downloads that died with their
+// process (an hour is far longer than any download in progress).
+func removeStaleDownloads(kernelsDir string) {
+	old, _ := filepath.Glob(filepath.Join(kernelsDir, ".download-*"))
+	for _, d := range old {
+		if st, err := os.Stat(d); err == nil && time.Since(st.ModTime()) > time.Hour {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // extractMember streams a zstd-compressed tar and copies member to out.

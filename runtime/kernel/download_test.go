@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -104,6 +105,13 @@ func TestDownloadVerifiesAndExtracts(t *testing.T) {
 	srv := serve(t, archive, 0)
 	base := t.TempDir()
 	kernels := filepath.Join(base, "a", "kernels")
+	// A crashed download's temp dir is cleaned up; a fresh one (another
+	// download in progress) is not.
+	stale, fresh := filepath.Join(kernels, ".download-1"), filepath.Join(kernels, ".download-2")
+	os.MkdirAll(stale, 0o755)
+	os.MkdirAll(fresh, 0o755)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
 	var last, total int64
 	calls := 0
 	k, err := Download(context.Background(), kernels, source(srv.URL, sum(archive)), nil, func(d, tot int64) { last, total = d, tot; calls++ })
@@ -122,8 +130,8 @@ func TestDownloadVerifiesAndExtracts(t *testing.T) {
 		t.Fatalf("progress: last %d/%d after %d calls, archive %d", last, total, calls, len(archive))
 	}
 	entries, _ := os.ReadDir(kernels)
-	if len(entries) != 1 {
-		t.Fatalf("temp files left: %v", entries)
+	if len(entries) != 2 || entries[0].Name() != ".download-2" || entries[1].Name() != Kata.Dir {
+		t.Fatalf("kernels dir holds %v; want the fresh temp dir and %s", entries, Kata.Dir)
 	}
 	assertClean(t, base, t.TempDir())
 	// Once there, it is not fetched again; Resolve's darwin default finds it.
