@@ -17,7 +17,9 @@ import (
 	"github.com/progrium/darwinkit/macos/appkit"
 	"github.com/progrium/darwinkit/macos/foundation"
 
+	"github.com/berth-dev/berth/ui"
 	"github.com/berth-dev/berth/ui/model"
+	"github.com/berth-dev/berth/ui/notify"
 	"github.com/berth-dev/berth/ui/shell"
 )
 
@@ -108,7 +110,35 @@ func launched() {
 	// does the same for the bundled app; this covers a bare binary).
 	app.SetActivationPolicy(appkit.ApplicationActivationPolicyAccessory)
 	setupStatusItem()
+	startNotifications()
 	go startEngine()
+}
+
+// startNotifications posts "stopped unexpectedly" notifications (policy in
+// ui/notify, telling crashes from user stops; views in ui) for the engine
+// events the controller sees. Their buttons lead to the logs or a restart.
+func startNotifications() {
+	ui.StartNotifications(func(act, id string) {
+		defer guard("notification action")
+		switch act {
+		case notify.ActionShowLogs:
+			if id != "" {
+				showLogs(id)
+			} else {
+				showContainers()
+			}
+		case notify.ActionRestart:
+			if id != "" {
+				perform(model.Item{Action: model.ActRestart, Target: id})
+			}
+		default:
+			showContainers()
+		}
+	})
+	evs, _ := ctl.SubscribeEvents()
+	go notify.Watch(context.Background(), notify.New(notify.Options{}), evs, func(n notify.Notification) {
+		onMain(func() { ui.PostNotification(n) })
+	})
 }
 
 func startEngine() {

@@ -4,7 +4,6 @@ package menubar
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -13,8 +12,9 @@ import (
 	"github.com/progrium/darwinkit/macos/appkit"
 	"github.com/progrium/darwinkit/objc"
 
+	"github.com/berth-dev/berth/ui"
+	"github.com/berth-dev/berth/ui/console"
 	"github.com/berth-dev/berth/ui/model"
-	"github.com/berth-dev/berth/ui/shell"
 )
 
 // form lays out labelled controls top-down in a window's content view.
@@ -163,7 +163,8 @@ func submitRun() {
 var (
 	setWin                              appkit.Window
 	setData, setCPUs, setMem, setKernel appkit.TextField
-	setSource                           appkit.PopUpButton
+	setSource, setTerm                  appkit.PopUpButton
+	setTermCmd                          appkit.TextField
 	setLogin                            appkit.Button
 	setErr                              appkit.TextField
 	setWinMade                          bool
@@ -172,15 +173,17 @@ var (
 func showSettings() {
 	s, err := model.LoadSettings(opts.DataDir)
 	if !setWinMade {
-		setWin = appkit.NewWindowWithSize(500, 380)
+		setWin = appkit.NewWindowWithSize(500, 450)
 		setWin.SetReleasedWhenClosed(false)
 		setWin.SetTitle("Berth Settings")
-		f := newForm(setWin, 380)
+		f := newForm(setWin, 450)
 		setData = f.field("Data location", opts.DataDir)
 		setCPUs = f.field("Default CPUs", "2")
 		setMem = f.field("Default memory (MiB)", "1024")
 		setSource = f.popup("Kernel", []string{model.KernelDefault, model.KernelCustom})
 		setKernel = f.field("Custom kernel", "uncompressed arm64 Image")
+		setTerm = f.popup("Open Terminal in", terminalLabels())
+		setTermCmd = f.field("Custom terminal", "e.g. alacritty -e /bin/sh -c {command}")
 		setLogin = f.check("Start Berth at login")
 		setErr = f.errors()
 		f.button("Choose Kernel…", 20, func(objc.Object) {
@@ -203,8 +206,11 @@ func showSettings() {
 	setMem.SetStringValue(strconv.FormatInt(s.DefaultMemoryMiB, 10))
 	setSource.SelectItemWithTitle(s.KernelSource)
 	setKernel.SetStringValue(s.KernelPath)
-	home, _ := os.UserHomeDir()
-	if shell.StartsAtLogin(home) {
+	setTerm.SelectItemWithTitle(terminalLabel(s.Terminal))
+	setTermCmd.SetStringValue(s.TerminalCommand)
+	// The login item's real state is macOS's (the user may change it in
+	// System Settings > General > Login Items).
+	if st, err := ui.StartAtLogin(); err == nil && st == ui.LoginItemEnabled {
 		setLogin.SetState(appkit.ControlStateValueOn)
 	} else {
 		setLogin.SetState(appkit.ControlStateValueOff)
@@ -226,6 +232,8 @@ func saveSettings() {
 	s.KernelSource = setSource.TitleOfSelectedItem()
 	s.KernelPath = strings.TrimSpace(setKernel.StringValue())
 	s.StartAtLogin = setLogin.State() == appkit.ControlStateValueOn
+	s.Terminal = terminalID(setTerm.TitleOfSelectedItem())
+	s.TerminalCommand = strings.TrimSpace(setTermCmd.StringValue())
 	if err := s.Validate(opts.Limits); err != nil {
 		setErr.SetStringValue(err.Error())
 		return
@@ -234,10 +242,11 @@ func saveSettings() {
 		setErr.SetStringValue(err.Error())
 		return
 	}
-	home, _ := os.UserHomeDir()
-	if err := shell.SetStartAtLogin(home, shell.BundleDir(opts.Exe), s.StartAtLogin); err != nil {
-		setErr.SetStringValue(err.Error())
-		return
+	if st, _ := ui.StartAtLogin(); (st == ui.LoginItemEnabled) != s.StartAtLogin {
+		if err := ui.SetStartAtLogin(s.StartAtLogin); err != nil {
+			setErr.SetStringValue(err.Error())
+			return
+		}
 	}
 	setErr.SetStringValue("Saved. New defaults apply to new containers; a new data location or kernel after Berth restarts.")
 }
@@ -257,4 +266,29 @@ func choosePath(dirs bool, done func(string)) {
 			done(p.URLs()[0].Path())
 		}
 	})
+}
+
+// terminalLabels are the Terminal popup's titles, in model.TerminalChoices order.
+func terminalLabels() []string {
+	out := make([]string, len(model.TerminalChoices))
+	for i, id := range model.TerminalChoices {
+		out[i] = terminalLabel(id)
+	}
+	return out
+}
+
+func terminalLabel(id string) string {
+	if id == "" || id == model.TerminalEmbedded {
+		return "Berth Console Window"
+	}
+	return console.TerminalApp(id).Label()
+}
+
+func terminalID(label string) string {
+	for _, id := range model.TerminalChoices {
+		if terminalLabel(id) == label {
+			return id
+		}
+	}
+	return model.TerminalEmbedded
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/progrium/darwinkit/macos/foundation"
 	"github.com/progrium/darwinkit/objc"
 
+	"github.com/berth-dev/berth/ui"
+	"github.com/berth-dev/berth/ui/console"
 	"github.com/berth-dev/berth/ui/model"
 	"github.com/berth-dev/berth/ui/shell"
 )
@@ -177,18 +179,55 @@ func containerName(id string) string {
 	return model.ShortID(id)
 }
 
-// openTerminal hands a shell in the container to Terminal.app, running this
-// binary's `exec -it` against the same data root.
+// openTerminal opens a shell in the container where Settings say: a Berth
+// console window (ui/console session drawn by ui's TermView; reattaching to
+// a live one) or a hand-off to the user's terminal app.
 func openTerminal(id string) {
-	cmd := shell.TerminalCommand(opts.Exe, opts.EngineRoot, id)
-	script := "tell application \"Terminal\"\nactivate\ndo script " + shell.AppleScriptString(cmd) + "\nend tell"
-	go func() {
-		defer guard("terminal")
-		if out, err := exec.Command("osascript", "-e", script).CombinedOutput(); err != nil {
-			showAlert(model.Alert{Title: "Could not open Terminal", Detail: string(out) + err.Error()})
+	s, _ := model.LoadSettings(opts.DataDir)
+	name := containerName(id)
+	if s.Terminal != "" && s.Terminal != model.TerminalEmbedded {
+		h := console.Handoff{App: console.TerminalApp(s.Terminal), Template: s.TerminalCommand, Berth: opts.Exe, Shell: "sh"}
+		argv, err := h.Command(name)
+		if err != nil {
+			showAlert(model.ErrorAlert("open a terminal for "+name, err))
+			return
 		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+ctlSocket(), "BERTH_DATA_ROOT="+opts.EngineRoot)
+		if err := cmd.Start(); err != nil {
+			showAlert(model.ErrorAlert("open a terminal for "+name, err))
+			return
+		}
+		go cmd.Wait() // reap it
+		return
+	}
+	cli := ctl.Client()
+	if cli == nil {
+		showAlert(model.Alert{Title: "Could not open a terminal for " + name, Detail: "Berth's engine is not running."})
+		return
+	}
+	if consoles == nil {
+		consoles = console.NewRegistry(console.EngineDialer(cli, console.ExecOptions{}), console.SessionOptions{})
+	}
+	if sess, ok := consoles.Reattach(id); ok {
+		ui.OpenConsoleWindow(sess)
+		return
+	}
+	go func() {
+		defer guard("console session")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		sess, err := consoles.Open(ctx, id)
+		if err != nil {
+			showAlert(model.ErrorAlert("open a terminal for "+name, err))
+			return
+		}
+		onMain(func() { ui.OpenConsoleWindow(sess) })
 	}()
 }
+
+// consoles are the live console sessions (main thread).
+var consoles *console.Registry
 
 // installCLI asks, then links /usr/local/bin/berth to this binary, asking
 // for administrator rights through macOS when needed.

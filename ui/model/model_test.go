@@ -13,6 +13,8 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/ui/console"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
@@ -300,7 +302,7 @@ func TestSettingsPersistence(t *testing.T) {
 	// An older file without some fields keeps their defaults.
 	os.WriteFile(filepath.Join(dir, SettingsFile), []byte(`{"version":1,"startAtLogin":true}`), 0o600)
 	back, _ = LoadSettings(dir)
-	if !back.StartAtLogin || back.DefaultCPUs != 2 || back.KernelSource != KernelDefault {
+	if !back.StartAtLogin || back.DefaultCPUs != 2 || back.KernelSource != KernelDefault || back.Terminal != TerminalEmbedded {
 		t.Errorf("partial file: %+v", back)
 	}
 	// A corrupt file is an error naming it, and stays as it was.
@@ -336,6 +338,8 @@ func TestSettingsValidate(t *testing.T) {
 		{func(s *Settings) { s.KernelSource = KernelCustom }, "choose the kernel image"},
 		{func(s *Settings) { s.KernelSource, s.KernelPath = KernelCustom, "rel/Image" }, "absolute"},
 		{func(s *Settings) { s.DataRoot = "rel" }, "data location"},
+		{func(s *Settings) { s.Terminal = "xterm" }, `terminal "xterm": choose one of berth, terminal`},
+		{func(s *Settings) { s.Terminal = "custom" }, "enter the custom command"},
 	} {
 		s := DefaultSettings()
 		tc.edit(&s)
@@ -452,5 +456,17 @@ func TestLogBufferOnChange(t *testing.T) {
 	b.Clear()
 	if n != 3 {
 		t.Errorf("notified %d times, want 3", n)
+	}
+}
+
+// The Terminal choices must be exactly Berth's window plus ui/console's
+// hand-off apps, so the Settings popup and the hand-off agree.
+func TestTerminalChoicesMatchConsole(t *testing.T) {
+	want := []string{TerminalEmbedded}
+	for _, a := range console.Apps {
+		want = append(want, string(a))
+	}
+	if strings.Join(TerminalChoices, ",") != strings.Join(want, ",") {
+		t.Errorf("TerminalChoices %v, ui/console offers %v", TerminalChoices, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -30,13 +31,21 @@ type Settings struct {
 	KernelSource     string `json:"kernelSource"`
 	KernelPath       string `json:"kernelPath,omitempty"`
 	StartAtLogin     bool   `json:"startAtLogin"`
+	// Terminal is where Open Terminal goes: TerminalEmbedded (a Berth
+	// console window) or one of ui/console's hand-off apps ("terminal",
+	// "iterm2", "ghostty", "wezterm", "custom").
+	Terminal        string `json:"terminal,omitempty"`
+	TerminalCommand string `json:"terminalCommand,omitempty"` // for "custom"
 }
+
+// TerminalEmbedded opens consoles in Berth's own window.
+const TerminalEmbedded = "berth"
 
 const settingsVersion = 1
 
 // DefaultSettings are what a first start uses.
 func DefaultSettings() Settings {
-	return Settings{Version: settingsVersion, DefaultCPUs: 2, DefaultMemoryMiB: 1024, KernelSource: KernelDefault}
+	return Settings{Version: settingsVersion, DefaultCPUs: 2, DefaultMemoryMiB: 1024, KernelSource: KernelDefault, Terminal: TerminalEmbedded}
 }
 
 // Validate reports the first invalid field with what to do about it.
@@ -58,9 +67,17 @@ func (s Settings) Validate(lim RunLimits) error {
 		return errors.New("kernel: the path must be absolute")
 	case s.DataRoot != "" && !filepath.IsAbs(s.DataRoot):
 		return errors.New("data location: the path must be absolute")
+	case !slices.Contains(TerminalChoices, s.Terminal):
+		return fmt.Errorf("terminal %q: choose one of %s", s.Terminal, strings.Join(TerminalChoices, ", "))
+	case s.Terminal == "custom" && strings.TrimSpace(s.TerminalCommand) == "":
+		return errors.New("terminal: enter the custom command (e.g. alacritty -e /bin/sh -c {command})")
 	}
 	return nil
 }
+
+// TerminalChoices are the Terminal setting's values, in menu order (the
+// hand-off apps are ui/console's).
+var TerminalChoices = []string{TerminalEmbedded, "terminal", "iterm2", "ghostty", "wezterm", "custom"}
 
 // LoadSettings reads dir/settings.json. A missing file gives the defaults; a
 // corrupt one is an error naming the file (it is left untouched so nothing
@@ -84,6 +101,9 @@ func LoadSettings(dir string) (Settings, error) {
 		return s, fmt.Errorf("settings file %s was written by a newer Berth (version %d); update Berth", p, s.Version)
 	}
 	s.Version = settingsVersion
+	if s.Terminal == "" {
+		s.Terminal = TerminalEmbedded
+	}
 	return s, nil
 }
 

@@ -58,6 +58,29 @@ type Controller struct {
 	cli    *client.Client
 	cancel context.CancelFunc
 	subs   map[chan struct{}]bool // internal change listeners (WatchStats)
+	evSubs map[chan events.Message]bool
+}
+
+// SubscribeEvents returns a channel that receives every engine event the
+// controller sees (for exit notifications), and a function to stop. Events
+// are dropped for a subscriber that is 256 behind rather than stalling the
+// menu.
+func (c *Controller) SubscribeEvents() (<-chan events.Message, func()) {
+	ch := make(chan events.Message, 256)
+	c.mu.Lock()
+	if c.evSubs == nil {
+		c.evSubs = map[chan events.Message]bool{}
+	}
+	c.evSubs[ch] = true
+	c.mu.Unlock()
+	return ch, func() {
+		c.mu.Lock()
+		if c.evSubs[ch] {
+			delete(c.evSubs, ch)
+			close(ch)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // New returns a controller; call Start to boot the engine.
@@ -166,6 +189,14 @@ func (c *Controller) follow(ctx context.Context, evs client.EventsResult) {
 }
 
 func (c *Controller) onEvent(ctx context.Context, ev events.Message) {
+	c.mu.Lock()
+	for ch := range c.evSubs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+	c.mu.Unlock()
 	r := c.Snap.Apply(ev)
 	c.changed() // show what the event says at once …
 	if r.Containers || r.Images {

@@ -165,6 +165,9 @@ func TestControllerAgainstRealEngine(t *testing.T) {
 		t.Fatalf("fresh engine menu: %q", menuTitles(m.Items))
 	}
 
+	evs, stopEvents := c.SubscribeEvents()
+	defer stopEvents()
+
 	// Run dialog → create (image missing → pull with progress) → start.
 	req, err := model.RunForm{Image: ref, Name: "web", Command: `sh -c "echo hello from berth; exec sleep 300"`}.Validate(model.RunLimits{})
 	if err != nil {
@@ -246,6 +249,24 @@ func TestControllerAgainstRealEngine(t *testing.T) {
 		it, ok := containerItem(m, "web")
 		return ok && it.State == container.StateExited && !m.Icon.Active
 	})
+	// Subscribers (exit notifications) saw the container's life.
+	seen := map[string]bool{}
+	timeout := time.After(30 * time.Second)
+	for !seen["die"] {
+		select {
+		case ev := <-evs:
+			if ev.Actor.ID == web.Target {
+				seen[string(ev.Action)] = true
+			}
+		case <-timeout:
+			t.Fatalf("no die event for web within 30s (saw %v)", seen)
+		}
+	}
+	for _, a := range []string{"create", "start", "die"} {
+		if !seen[a] {
+			t.Errorf("event subscriber missed %q (saw %v)", a, seen)
+		}
+	}
 	if err := c.Do(ctx, model.Item{Action: model.ActCopyIP}); err == nil {
 		t.Error("a UI-only action reached the engine")
 	}

@@ -1,9 +1,7 @@
 package shell
 
 import (
-	"encoding/xml"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,53 +142,6 @@ func TestAppleScriptString(t *testing.T) {
 	}
 }
 
-func TestStartAtLogin(t *testing.T) {
-	home := t.TempDir()
-	if err := SetStartAtLogin(home, "", true); err == nil {
-		t.Fatal("enabled without a bundle")
-	}
-	bundle := "/Applications/Berth & Co.app"
-	if err := SetStartAtLogin(home, bundle, true); err != nil {
-		t.Fatal(err)
-	}
-	if !StartsAtLogin(home) {
-		t.Fatal("agent missing")
-	}
-	b, _ := os.ReadFile(LoginAgentPath(home))
-	// Well-formed XML whose strings decode back to the label and bundle.
-	var strs []string
-	dec := xml.NewDecoder(strings.NewReader(string(b)))
-	inString := false
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("plist is not well-formed XML: %v\n%s", err, b)
-		}
-		switch v := tok.(type) {
-		case xml.StartElement:
-			inString = v.Name.Local == "string"
-		case xml.CharData:
-			if inString {
-				strs = append(strs, string(v))
-			}
-		case xml.EndElement:
-			inString = false
-		}
-	}
-	if strings.Join(strs, "|") != LoginAgentLabel+"|/usr/bin/open|-g|"+bundle+"|Aqua" {
-		t.Errorf("plist strings: %q", strs)
-	}
-	if err := SetStartAtLogin(home, bundle, false); err != nil || StartsAtLogin(home) {
-		t.Fatalf("disable: %v", err)
-	}
-	if err := SetStartAtLogin(home, bundle, false); err != nil {
-		t.Fatalf("disable twice: %v", err)
-	}
-}
-
 func TestLoadResult(t *testing.T) {
 	got, err := loadResult(strings.NewReader(`{"stream":"Loaded image: busybox:latest\n"}` + "\n" + `{"stream":"Loaded image ID: sha256:abc\n"}`))
 	if err != nil || got != "busybox:latest, sha256:abc" {
@@ -201,14 +152,6 @@ func TestLoadResult(t *testing.T) {
 	}
 	if _, err := loadResult(strings.NewReader(`{"stream":`)); err == nil {
 		t.Error("truncated stream accepted")
-	}
-}
-
-func TestTerminalCommand(t *testing.T) {
-	got := TerminalCommand("/Applications/Berth.app/Contents/MacOS/berth", "/Users/me/Library/Application Support/Berth", "abc")
-	want := `'/Applications/Berth.app/Contents/MacOS/berth' --data-root '/Users/me/Library/Application Support/Berth' exec -it 'abc' sh -c 'if command -v bash >/dev/null; then exec bash -l; else exec sh; fi'`
-	if got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
 
