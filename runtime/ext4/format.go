@@ -43,6 +43,7 @@ const (
 
 	roCompatLargeFile  = 0x0002
 	roCompatHugeFile   = 0x0008
+	roCompatGdtCsum    = 0x0010 // uninit_bg: group descriptor checksums, *_UNINIT flags
 	roCompatDirNlink   = 0x0020
 	roCompatExtraIsize = 0x0040
 )
@@ -144,14 +145,51 @@ const (
 
 // Group descriptor offsets (32-byte form).
 const (
-	gdBlockBitmap = 0x00
-	gdInodeBitmap = 0x04
-	gdInodeTable  = 0x08
-	gdFreeBlocks  = 0x0C
-	gdFreeInodes  = 0x0E
-	gdUsedDirs    = 0x10
-	gdFlags       = 0x12
+	gdBlockBitmap  = 0x00
+	gdInodeBitmap  = 0x04
+	gdInodeTable   = 0x08
+	gdFreeBlocks   = 0x0C
+	gdFreeInodes   = 0x0E
+	gdUsedDirs     = 0x10
+	gdFlags        = 0x12
+	gdItableUnused = 0x1C
+	gdChecksum     = 0x1E
+
+	bgInodeUninit  = 0x1
+	bgItableZeroed = 0x4
 )
+
+// crc16Table is the reflected CRC-16 (poly 0x8005) table that ext4's
+// uninit_bg group descriptor checksum uses (Linux lib/crc16.c).
+var crc16Table = func() (t [256]uint16) {
+	for i := range t {
+		c := uint16(i)
+		for k := 0; k < 8; k++ {
+			if c&1 != 0 {
+				c = c>>1 ^ 0xA001
+			} else {
+				c >>= 1
+			}
+		}
+		t[i] = c
+	}
+	return t
+}()
+
+func crc16(crc uint16, b []byte) uint16 {
+	for _, x := range b {
+		crc = crc>>8 ^ crc16Table[byte(crc)^x]
+	}
+	return crc
+}
+
+// groupDescCsum is bg_checksum: crc16 over the UUID, the group number and
+// the descriptor up to the checksum field.
+func groupDescCsum(uuid [16]byte, group uint32, desc []byte) uint16 {
+	crc := crc16(0xFFFF, uuid[:])
+	crc = crc16(crc, le.AppendUint32(nil, group))
+	return crc16(crc, desc[:gdChecksum])
+}
 
 // Inode offsets.
 const (

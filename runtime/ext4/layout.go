@@ -218,29 +218,38 @@ func (w *Writer) finish() error {
 		}
 	}
 
-	// Inode bitmaps: used inodes 1..usedInodes, padding bits set. Every
-	// group's block is non-zero (padding), so all are written, in batches.
+	// Inode bitmaps: used inodes 1..usedInodes, padding bits set. Groups
+	// without used inodes are flagged INODE_UNINIT (uninit_bg): their bitmap
+	// is never read, so it stays a hole.
 	freeInodes := make([]uint32, w.groups)
+	usedInGroup := make([]uint64, w.groups)
 	const batch = 256
 	ib := make([]byte, 0, batch*blockSize)
-	for g := uint64(0); g < w.groups; g++ {
+	var ibAt uint64
+	for g := uint64(0); g < w.groups && g*ipg < usedInodes; g++ {
 		blk := make([]byte, blockSize)
-		first := g * ipg
-		n := uint64(0)
-		if usedInodes > first {
-			n = min(usedInodes-first, ipg)
-		}
+		n := min(usedInodes-g*ipg, ipg)
+		usedInGroup[g] = n
 		setBits(blk, 0, n)
 		setBits(blk, ipg, blockSize*8)
-		freeInodes[g] = uint32(ipg - n)
+		if len(ib) == 0 {
+			ibAt = ibStart + g
+		}
 		ib = append(ib, blk...)
-		if len(ib) == cap(ib) || g == w.groups-1 {
-			at := ibStart + g + 1 - uint64(len(ib)/blockSize)
-			if _, err := w.f.WriteAt(ib, int64(at)<<blockShift); err != nil {
+		if len(ib) == cap(ib) {
+			if _, err := w.f.WriteAt(ib, int64(ibAt)<<blockShift); err != nil {
 				return fmt.Errorf("write inode bitmaps: %w", err)
 			}
 			ib = ib[:0]
 		}
+	}
+	if len(ib) > 0 {
+		if _, err := w.f.WriteAt(ib, int64(ibAt)<<blockShift); err != nil {
+			return fmt.Errorf("write inode bitmaps: %w", err)
+		}
+	}
+	for g := range freeInodes {
+		freeInodes[g] = uint32(ipg - usedInGroup[g])
 	}
 
 	// Block bitmaps: write only groups that have a bit set.
@@ -284,6 +293,15 @@ func (w *Writer) finish() error {
 		le.PutUint16(d[gdFreeBlocks:], uint16(freeBlocks[g]))
 		le.PutUint16(d[gdFreeInodes:], uint16(freeInodes[g]))
 		le.PutUint16(d[gdUsedDirs:], uint16(usedDirs[g]))
+		// Inode tables are holes, i.e. zeroed: the kernel must not lazily
+		// zero them (that would fill the sparse file).
+		flags := uint16(bgItableZeroed)
+		if usedInGroup[g] == 0 {
+			flags |= bgInodeUninit
+		}
+		le.PutUint16(d[gdFlags:], flags)
+		le.PutUint16(d[gdItableUnused:], uint16(ipg-usedInGroup[g]))
+		le.PutUint16(d[gdChecksum:], groupDescCsum(w.uuid, uint32(g), d[:descSize]))
 	}
 	if _, err := w.f.WriteAt(gdt, blockSize); err != nil {
 		return fmt.Errorf("write group descriptors: %w", err)
@@ -513,9 +531,8 @@ func (w *Writer) superblock(inodes, ipg, freeBlocks, freeInodes uint64) []byte {
 	le.PutUint16(sb[sbInodeSize:], inodeSize)
 	le.PutUint32(sb[sbFeatureCompat:], compatExtAttr|compatSparseSuper2)
 	le.PutUint32(sb[sbFeatureIncompat:], incompatFiletype|incompatExtents|incompatFlexBG)
-	le.PutUint32(sb[sbFeatureROCompat:], roCompatLargeFile|roCompatHugeFile|roCompatDirNlink|roCompatExtraIsize)
-	u := uuid4()
-	copy(sb[sbUUID:], u[:])
+	le.PutUint32(sb[sbFeatureROCompat:], roCompatLargeFile|roCompatHugeFile|roCompatGdtCsum|roCompatDirNlink|roCompatExtraIsize)
+	copy(sb[sbUUID:], w.uuid[:])
 	h := uuid4()
 	copy(sb[sbHashSeed:], h[:])
 	sb[sbDefHashVersion] = 1 // half_md4, should dir_index be enabled later

@@ -44,6 +44,7 @@ type Writer struct {
 	err    error    // sticky: a failed Writer only closes
 	closed bool
 	now    time.Time
+	uuid   [16]byte
 }
 
 // NewWriter starts an image in f, which it truncates to the image size (a
@@ -72,7 +73,7 @@ func NewWriter(f *os.File, opts Options) (*Writer, error) {
 	}
 	w := &Writer{
 		f: f, opts: opts, blocks: blocks, groups: groups, gdtBlk: gdtBlk,
-		now: time.Now(),
+		now: time.Now(), uuid: uuid4(),
 	}
 	w.dw = newDataWriter(f, 1+gdtBlk, blocks)
 	w.root = &node{ino: w.newInode(sIFDIR|0o755, w.nowTS()), children: map[string]*node{}, implicit: true, layer: 1 << 30, opaque: -1}
