@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -212,11 +213,13 @@ type credential struct {
 // resolveUser looks spec.User up in the container's /etc/passwd and
 // /etc/group (Docker's rules: numeric ids need no entry; names must exist).
 func resolveUser(user string, extra []string) (credential, string, error) {
+	return resolveUserIn(user, extra, readColonFile("/etc/passwd"), readColonFile("/etc/group"))
+}
+
+func resolveUserIn(user string, extra []string, passwd, groups [][]string) (credential, string, error) {
 	c := credential{}
 	home := "/"
 	name, group, hasGroup := strings.Cut(user, ":")
-	passwd := readColonFile("/etc/passwd")
-	groups := readColonFile("/etc/group")
 	if name == "" {
 		name = "0"
 	}
@@ -296,8 +299,13 @@ func readColonFile(p string) [][]string {
 		return nil
 	}
 	defer f.Close()
+	return parseColonFile(f)
+}
+
+// parseColonFile splits passwd/group style lines (image content: untrusted).
+func parseColonFile(r io.Reader) [][]string {
 	var out [][]string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {

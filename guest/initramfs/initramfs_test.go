@@ -190,3 +190,24 @@ func TestModuleName(t *testing.T) {
 		}
 	}
 }
+
+func FuzzResolve(f *testing.F) {
+	f.Add("a.ko: b.ko\nb.ko:\n", "a")
+	f.Add("a.ko: a.ko\n", "a")
+	f.Add("x/y-z.ko.xz: a.ko b.ko\na.ko: b.ko\nb.ko: a.ko\n", "y_z")
+	f.Fuzz(func(t *testing.T, dep, name string) {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "modules.dep"), []byte(dep), 0o644)
+		order, err := Resolve(dir, []string{name})
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, m := range order {
+			if seen[m] {
+				t.Fatalf("%s twice in %v", m, order)
+			}
+			seen[m] = true
+		}
+	})
+}
