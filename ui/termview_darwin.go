@@ -73,6 +73,7 @@ type viewState struct {
 	pending  atomic.Bool  // a redraw is scheduled
 	last     atomic.Int64 // last redraw, UnixNano (for the 60 fps cap)
 	runs     []term.Run
+	attrs    map[attrKey]objc.Object // text attribute dictionaries, retained
 	exited   bool
 	cols     int
 	rows     int
@@ -169,6 +170,10 @@ func (st *viewState) close() {
 		st.observer.Release()
 		st.observer = objc.Object{}
 	}
+	for _, d := range st.attrs {
+		d.Release()
+	}
+	st.attrs = nil
 	delete(views, st.view.Ptr())
 	delete(windows, st.s)
 	win := st.win
@@ -323,23 +328,56 @@ func (st *viewState) drawRun(r term.Run, y int, screenRev bool) {
 	if r.Blank && r.Style.A&(term.Underline|term.DoubleUnderline|term.CurlyUnderline|term.Strike) == 0 {
 		return
 	}
-	font := 0
+	key := attrKey{fg: fg, strike: r.Style.A&term.Strike != 0}
 	if r.Style.A&term.Bold != 0 {
-		font |= 1
+		key.font |= 1
 	}
 	if r.Style.A&term.Italic != 0 {
-		font |= 2
+		key.font |= 2
 	}
-	attrs := map[foundation.AttributedStringKey]objc.IObject{"NSFont": st.fonts[font], "NSColor": color(fg)}
 	if r.Style.A&(term.Underline|term.CurlyUnderline) != 0 {
-		attrs["NSUnderline"] = foundation.Number_NumberWithInt(1)
+		key.underline = 1
 	} else if r.Style.A&term.DoubleUnderline != 0 {
-		attrs["NSUnderline"] = foundation.Number_NumberWithInt(9)
+		key.underline = 9 // NSUnderlineStyleDouble
 	}
-	if r.Style.A&term.Strike != 0 {
-		attrs["NSStrikethrough"] = foundation.Number_NumberWithInt(1)
+	str := foundation.NewStringWithString(r.Text)
+	objc.Call[objc.Void](str, objc.Sel("drawAtPoint:withAttributes:"), foundation.Point{X: x, Y: top}, st.attrDict(key))
+}
+
+// attrKey identifies a text attribute dictionary; dictionaries are built
+// once per view and style (not per run), which keeps drawing cheap.
+type attrKey struct {
+	font      int
+	fg        [3]uint8
+	underline int
+	strike    bool
+}
+
+func (st *viewState) attrDict(k attrKey) objc.Object {
+	if d, ok := st.attrs[k]; ok {
+		return d
 	}
-	foundation.NewAttributedStringWithStringAttributes(r.Text, attrs).DrawAtPoint(foundation.Point{X: x, Y: top})
+	keys := []objc.IObject{foundation.NewStringWithString("NSFont"), foundation.NewStringWithString("NSColor")}
+	vals := []objc.IObject{st.fonts[k.font], color(k.fg)}
+	if k.underline != 0 {
+		keys = append(keys, foundation.NewStringWithString("NSUnderline"))
+		vals = append(vals, foundation.Number_NumberWithInt(k.underline))
+	}
+	if k.strike {
+		keys = append(keys, foundation.NewStringWithString("NSStrikethrough"))
+		vals = append(vals, foundation.Number_NumberWithInt(1))
+	}
+	d := objc.Call[objc.Object](objc.GetClass("NSDictionary"), objc.Sel("dictionaryWithObjects:forKeys:"), vals, keys)
+	d.Retain()
+	if st.attrs == nil {
+		st.attrs = map[attrKey]objc.Object{}
+	}
+	if len(st.attrs) < 1024 {
+		st.attrs[k] = d
+	} else {
+		d.Autorelease()
+	}
+	return d
 }
 
 func (st *viewState) drawCursor(m *term.Terminal, cx, cy, cols int, screenRev bool) {
