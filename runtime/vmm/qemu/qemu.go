@@ -222,9 +222,14 @@ func (b *Backend) start(ctx context.Context, cfg vmm.Config) (*Machine, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if m.qmp, err = newQMP(qc); err != nil {
+	q, err := newQMP(qc)
+	if err != nil {
+		qc.Close()
 		return fail(fmt.Errorf("qemu monitor: %w", err))
 	}
+	m.mu.Lock() // finish reads it from the goroutine that waits for QEMU
+	m.qmp = q
+	m.mu.Unlock()
 	if m.agentL != nil {
 		// QEMU connects the agent channel asynchronously (reconnect=1);
 		// have it connected before the guest can write to the port.
@@ -370,9 +375,18 @@ func (m *Machine) Kill() error {
 // finish runs once QEMU has exited.
 func (m *Machine) finish(waitErr error) {
 	m.closeListeners()
-	if m.qmp != nil {
-		m.qmp.conn.Close()
-		<-m.qmp.done // the SHUTDOWN event, if any, has been read
+	m.mu.Lock()
+	q := m.qmp
+	m.mu.Unlock()
+	if q != nil {
+		// QEMU is gone, so the monitor reaches EOF once the SHUTDOWN event
+		// (if any) has been read; closing first could drop that event.
+		select {
+		case <-q.done:
+		case <-time.After(2 * time.Second):
+			q.conn.Close()
+			<-q.done
+		}
 	}
 	os.Remove(filepath.Join(m.cfg.StateDir, pidFile))
 	m.mu.Lock()
