@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -145,7 +144,7 @@ func (s *Store) jobs() int {
 // DefaultPlatform is what pull and run use without --platform: linux on the
 // host's CPU architecture (linux/arm64 on Apple silicon).
 func DefaultPlatform() v1.Platform {
-	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	return v1.Platform{OS: "linux", Architecture: hostArch()}
 }
 
 // ParsePlatform parses "linux/arm64", "linux/arm/v7" or "arm64" (OS linux).
