@@ -175,6 +175,13 @@ func TestCLIAndDaemonCrash(t *testing.T) {
 	if code != 5 || out != "hi from the vm\n" {
 		t.Fatalf("run: code %d output %q", code, out)
 	}
+	// -i: piped stdin reaches the process, its EOF ends it.
+	cmd := exec.Command(d.bin, "--data-root", d.root, "run", "-i", "--rm", "busybox:test", "sh", "-c", "tr a-z A-Z; echo done")
+	cmd.Stdin = strings.NewReader("piped through the vm\n")
+	piped, err := cmd.CombinedOutput()
+	if err != nil || string(piped) != "PIPED THROUGH THE VM\ndone\n" {
+		t.Fatalf("run -i: %v %q", err, piped)
+	}
 	for spec, want := range map[string]string{"80:abc": "invalid port spec", "53:53/udp": "not supported"} {
 		out, code = d.berth("run", "-p", spec, "busybox:test", "true")
 		if code == 0 || !strings.Contains(out, want) || strings.Count(strings.TrimSpace(out), "\n") > 0 {
