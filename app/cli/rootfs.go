@@ -65,14 +65,20 @@ func rootfsCreateCmd(g *Globals) *cobra.Command {
 					defer f.Close()
 					in = f
 				}
-				return writeAtomically(out, func(f *os.File) error { return rootfs.BuildFromTar(ctx, f, in, opts) })
+				if err := writeAtomically(out, func(f *os.File) error { return rootfs.BuildFromTar(ctx, f, in, opts) }); err != nil {
+					return err
+				}
+				return printUsage(cmd.OutOrStdout(), out)
 			}
 			img, _, done, err := resolveImage(ctx, g, args[0], platform)
 			if err != nil {
 				return err
 			}
 			defer done()
-			return writeAtomically(out, func(f *os.File) error { return rootfs.Build(ctx, f, img, opts) })
+			if err := writeAtomically(out, func(f *os.File) error { return rootfs.Build(ctx, f, img, opts) }); err != nil {
+				return err
+			}
+			return printUsage(cmd.OutOrStdout(), out)
 		},
 	}
 	cmd.Flags().StringVar(&size, "size", "64G", "apparent size of the image (sparse)")
@@ -119,6 +125,26 @@ func exportCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE instead of stdout")
 	cmd.Flags().StringVar(&platform, "platform", "", "image platform (default: this machine's)")
 	return cmd
+}
+
+// printUsage reports what the new image holds, e.g.
+// "out.ext4: 1532 files, 12.3MiB used of 64GiB".
+func printUsage(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rd, err := ext4.Open(f)
+	if err != nil {
+		return err
+	}
+	u := rd.Usage()
+	used := int64((u.Blocks - u.FreeBlocks) * u.BlockSize)
+	files := u.Inodes - u.FreeInodes - 10 // inodes 1..10 are reserved
+	fmt.Fprintf(w, "%s: %d files, %s used of %s\n", path, files,
+		units.BytesSize(float64(used)), units.BytesSize(float64(u.Blocks*u.BlockSize)))
+	return nil
 }
 
 func isTerminal(w io.Writer) bool {

@@ -24,7 +24,18 @@ type Reader struct {
 	groups      uint32
 	incompat    uint32
 	inodeTables []uint64
+	usage       Usage
 }
+
+// Usage is what the superblock says about space and inodes.
+type Usage struct {
+	Blocks, FreeBlocks uint64
+	BlockSize          uint64
+	Inodes, FreeInodes uint64
+}
+
+// Usage returns the filesystem's size and free space (from the superblock).
+func (rd *Reader) Usage() Usage { return rd.usage }
 
 // Entry is one file in the image.
 type Entry struct {
@@ -86,6 +97,11 @@ func Open(r io.ReaderAt) (*Reader, error) {
 		return nil, fmt.Errorf("corrupt or unsupported superblock: %d block groups", groups)
 	}
 	rd.groups = uint32(groups)
+	rd.usage = Usage{Blocks: blocks, FreeBlocks: uint64(le.Uint32(sb[sbFreeBlocks:])), BlockSize: rd.bs,
+		Inodes: uint64(le.Uint32(sb[sbInodesCount:])), FreeInodes: uint64(le.Uint32(sb[sbFreeInodes:]))}
+	if rd.incompat&0x80 != 0 {
+		rd.usage.FreeBlocks |= uint64(le.Uint32(sb[0x158:])) << 32
+	}
 	gdt := make([]byte, uint64(rd.groups)*uint64(rd.descSize))
 	if _, err := r.ReadAt(gdt, int64((first+1)*rd.bs)); err != nil {
 		return nil, fmt.Errorf("read group descriptors: %w", err)
