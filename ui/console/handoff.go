@@ -3,6 +3,7 @@ package console
 import (
 	"errors"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"strings"
 )
@@ -211,4 +212,25 @@ func SplitWords(s string) ([]string, error) {
 		words = append(words, cur.String())
 	}
 	return words, nil
+}
+
+// Open runs the hand-off: it starts the terminal app (which returns at
+// once for osascript/open) and reports a failure with the tool's own
+// message. The app itself keeps running after Berth exits.
+func (h Handoff) Open(container string) error {
+	argv, err := h.Command(container)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("open %s in %s: %s", container, h.App.Label(), msg)
+	}
+	return nil
 }

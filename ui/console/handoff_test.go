@@ -157,3 +157,21 @@ func TestSplitWords(t *testing.T) {
 		t.Fatalf("%q %v", got, err)
 	}
 }
+
+func TestOpenRunsTheHandoff(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "ran")
+	berth := fakeBerth(t)
+	h := Handoff{App: AppCustom, Berth: berth, Template: `/bin/sh -c '{command} > "$0"' ` + ShellQuote(out)}
+	if err := h.Open("db"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(out)
+	if string(got) != "<exec>\n<-it>\n<db>\n<sh>\n" {
+		t.Fatalf("hand-off ran %q", got)
+	}
+	// A failing terminal command reports its own message.
+	h.Template = `/bin/sh -c 'echo no such terminal >&2; exit 1' {name}`
+	if err := h.Open("db"); err == nil || !strings.Contains(err.Error(), "no such terminal") {
+		t.Fatalf("error %v", err)
+	}
+}

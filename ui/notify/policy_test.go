@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +191,20 @@ func TestWatch(t *testing.T) {
 	Watch(context.Background(), p, ch, func(n Notification) { got = append(got, n) })
 	if len(got) != 1 || got[0].Name != "b" || got[0].ExitCode != 42 {
 		t.Fatalf("%+v", got)
+	}
+}
+
+func TestImportResult(t *testing.T) {
+	n := ImportResult("/Users/a/Downloads/app.tar", []string{"app:1.0", "app:latest"}, nil)
+	if n.Title != "Imported 2 images from app.tar" || n.Body != "app:1.0, app:latest" || len(n.Actions) != 0 {
+		t.Fatalf("%+v", n)
+	}
+	n = ImportResult("x.tar.gz", []string{"a", "b", "c", "d", "e", "f"}, nil)
+	if n.Body != "a, b, c, d, and 2 more" {
+		t.Fatalf("%q", n.Body)
+	}
+	n = ImportResult("notes.txt", nil, fmt.Errorf("notes.txt is not an image archive: no manifest.json or index.json"))
+	if n.Title != "Could not import notes.txt" || !strings.Contains(n.Body, "manifest.json") {
+		t.Fatalf("%+v", n)
 	}
 }
