@@ -171,11 +171,12 @@ func (c *Controller) follow(ctx context.Context, evs client.EventsResult) {
 			return
 		case ev := <-evs.Messages:
 			c.onEvent(ctx, ev)
-		case err := <-evs.Err:
+		case <-evs.Err:
+			// The stream broke (engine busy or restarting): resubscribe
+			// after a pause and re-list, so nothing missed stays missed.
 			if ctx.Err() != nil {
 				return
 			}
-			_ = err
 			select {
 			case <-ctx.Done():
 				return
