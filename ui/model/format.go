@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -200,14 +199,6 @@ func SummaryIP(c container.Summary) string {
 		}
 	}
 	return ""
-}
-
-// formatAddr is an address or "-".
-func formatAddr(a netip.Addr) string {
-	if !a.IsValid() {
-		return "-"
-	}
-	return a.String()
 }
 
 // FormatPercent renders a CPU share: "0.0%", "12.5%", "250%".
