@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command berth-agent is PID 1 of every Berth container VM (see guest/agent).
 //
 // As PID 1 it boots the VM and serves on vsock port 1024 and on the
