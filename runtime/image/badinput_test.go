@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/berth-dev/berth/internal/testimage"
@@ -176,9 +177,8 @@ func ociWithLayerType(t testing.TB, mt string) []byte {
 	img := mustImage(testimage.Image("amd64", nil, l))
 	// Build the archive by hand so the bad media type reaches the loader.
 	m, _ := img.Manifest()
-	m.Layers[0].MediaType = "placeholder"
+	m.Layers[0].MediaType = types.MediaType(mt)
 	mraw, _ := json.Marshal(m)
-	mraw = bytes.Replace(mraw, []byte("placeholder"), []byte(mt), 1)
 	cfg, _ := img.RawConfigFile()
 	rc, _ := l.Compressed()
 	lb, _ := io.ReadAll(rc)
