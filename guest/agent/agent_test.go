@@ -400,6 +400,45 @@ func TestPortForwardAndCopy(t *testing.T) {
 	_, err = c.PortForward(ctx, 1)
 	wantCode(t, err, codes.Unavailable, "127.0.0.1:1")
 
+	// Forwards dropped mid-way (request half sent, nothing read) leak
+	// nothing in the agent.
+	before, err := c.HealthAccounting(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		conn, err := c.PortForward(ctx, port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, "GET /index.html HTT")
+		conn.Close()
+	}
+	var after *ragent.Health
+	for i := 0; i < 50; i++ {
+		if after, err = c.HealthAccounting(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if after.Goroutines <= before.Goroutines && after.OpenFds <= before.OpenFds {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if after.Goroutines > before.Goroutines || after.OpenFds > before.OpenFds {
+		t.Fatalf("port forwards leaked: goroutines %d -> %d, fds %d -> %d", before.Goroutines, after.Goroutines, before.OpenFds, after.OpenFds)
+	}
+	// Attaching to what does not exist, or stdin a process lacks.
+	att, err := c.Attach(ctx, "ghost", nil, nil, nil)
+	if err == nil {
+		err = att.Wait()
+	}
+	wantCode(t, err, codes.NotFound, "ghost")
+	att, err = c.Attach(ctx, "httpd", strings.NewReader("x"), nil, nil)
+	if err == nil {
+		err = att.Wait()
+	}
+	wantCode(t, err, codes.FailedPrecondition, "no stdin")
+
 	// Copy in a tar, read it back with copy out.
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)
