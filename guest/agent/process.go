@@ -28,6 +28,12 @@ const (
 	stateExited  = "exited"
 )
 
+// Output plumbing sizes.
+const (
+	pipeSize  = 1 << 20
+	readChunk = 256 << 10
+)
+
 // maxSpecBytes bounds args+env: the kernel refuses more at exec (E2BIG)
 // with a far less helpful message.
 const maxSpecBytes = 1 << 20
@@ -150,6 +156,9 @@ func newProcess(id string, spec *api.ProcessSpec, exec bool) (*process, error) {
 		}
 		*dst = r
 		p.childFiles = append(p.childFiles, w)
+		// A bigger pipe lets one read (one gRPC message) carry more: fewer
+		// messages per MB is most of the stdout throughput.
+		unix.FcntlInt(r.Fd(), unix.F_SETPIPE_SZ, pipeSize)
 	}
 	return p, nil
 }
@@ -186,7 +195,7 @@ func (p *process) startPumps() {
 	pump := func(f *os.File, stream api.StdioFrame_Stream) {
 		defer wg.Done()
 		for {
-			buf := make([]byte, 32<<10)
+			buf := make([]byte, readChunk)
 			n, err := f.Read(buf)
 			if n > 0 {
 				p.out <- &api.StdioFrame{Stream: stream, Data: buf[:n]}
