@@ -57,7 +57,7 @@ func runRm(b testing.TB, m *ctrs.Manager) (time.Duration, ctrs.StartTimings) {
 // same VM booted by the backend alone until its agent answers.
 func BenchmarkRunRm(b *testing.B) {
 	benchGate(b)
-	eng := openEngine(b)
+	eng := openEngine(b, func(o *Options) { o.BootTimeout = 10 * time.Minute })
 	m := eng.Containers
 	runRm(b, m) // builds the image's snapshot: later runs use the cached image
 	var wall, prep, boot, rest time.Duration
@@ -131,7 +131,7 @@ func copyFile(b testing.TB, src, dst string) {
 // wall time with one run (ratio; 1.0 would be perfect parallelism).
 func BenchmarkConcurrentTen(b *testing.B) {
 	benchGate(b)
-	eng := openEngine(b)
+	eng := openEngine(b, func(o *Options) { o.BootTimeout = 10 * time.Minute })
 	m := eng.Containers
 	runRm(b, m)
 	one, _ := runRm(b, m)

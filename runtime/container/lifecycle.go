@@ -538,6 +538,9 @@ func (m *Manager) bootError(c *ctr, machine vmm.Machine, ctx context.Context, er
 			why = fmt.Sprintf("the guest did not get ready within %s (%v)", m.cfg.BootTimeout, err)
 		}
 	}
+	if strings.Contains(why, "console") {
+		return fmt.Errorf("boot failed: %s", why) // the backend already quoted the console
+	}
 	return fmt.Errorf("boot failed: %s; is the kernel bootable? last console lines:\n%s", why, tail(c.consoleLog(), 10))
 }
 
