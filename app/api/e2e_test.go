@@ -206,16 +206,27 @@ func TestDockerCLIEndToEnd(t *testing.T) {
 	})
 
 	t.Run("run -it with resize", func(t *testing.T) {
-		p := startPTY(t, sock, 24, 80, "run", "-it", "--rm", img, "sh")
+		p := startPTY(t, sock, 24, 80, "run", "-it", "--rm", "--name", "itx", img, "sh")
 		p.send("stty size\r")
 		p.expect("24 80")
 		p.resize(30, 100)
 		time.Sleep(500 * time.Millisecond)
 		p.send("stty size\r")
 		p.expect("30 100")
-		p.send("exit 5\r")
-		if code := p.wait(); code != 5 {
-			t.Fatalf("docker run -it exit code %d, want 5", code)
+		// Detach with the default keys: the CLI leaves, the shell runs on.
+		p.send("\x10\x11")
+		p.wait()
+		if st := strings.TrimSpace(d("inspect", "--format", "{{.State.Status}}", "itx")); st != "running" {
+			t.Fatalf("after detaching, itx is %s", st)
+		}
+		// docker attach brings the session back; its exit code is the shell's.
+		a := startPTY(t, sock, 24, 80, "attach", "itx")
+		time.Sleep(time.Second)
+		a.send("echo back-$((40+2))\r")
+		a.expect("back-42")
+		a.send("exit 5\r")
+		if code := a.wait(); code != 5 {
+			t.Fatalf("docker attach exit code %d, want 5 (the shell's)", code)
 		}
 	})
 

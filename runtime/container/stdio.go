@@ -276,7 +276,11 @@ func (m *Manager) attach(ctx context.Context, ref string, o AttachOptions) (*Att
 					return
 				}
 				if err != nil {
-					if stdinOnce {
+					// Like dockerd, StdinOnce closes stdin at the client's
+					// EOF only without a tty: with one, the docker CLI
+					// detaches (ctrl-p ctrl-q) by ending its input, and the
+					// shell must live on.
+					if stdinOnce && !tty {
 						if w := c.stdin.current(a.done); w != nil {
 							w.Close()
 						}
