@@ -342,7 +342,9 @@ func (m *Manager) start(ctx context.Context, ref string) error {
 	m.mu.Lock()
 	c.backoff = 0
 	m.mu.Unlock()
-	return m.boot(ctx, c)
+	// A client that hangs up mid-start does not abort the boot half-way:
+	// the container either starts or records why it did not.
+	return m.boot(context.WithoutCancel(ctx), c)
 }
 
 func (m *Manager) cancelRestart(c *ctr) {
@@ -1095,24 +1097,28 @@ func (m *Manager) restore(ctx context.Context) error {
 func (m *Manager) shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
-	var running []*ctr
+	all := make([]*ctr, 0, len(m.byID))
 	for _, c := range m.byID {
 		if c.restartC != nil {
 			close(c.restartC)
 			c.restartC = nil
 		}
-		if c.run != nil {
-			running = append(running, c)
-		}
+		all = append(all, c)
 	}
 	m.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, c := range running {
+	for _, c := range all {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.op.Lock()
+			c.op.Lock() // waits for a boot in progress
 			defer c.op.Unlock()
+			m.mu.Lock()
+			running := c.run != nil
+			m.mu.Unlock()
+			if !running {
+				return
+			}
 			// Not a manual stop: the restart policy still applies next time.
 			if err := m.stopLocked(ctx, c, StopOptions{}, false); err != nil {
 				m.log.Error("stop at shutdown", "id", c.rec.ID, "err", err)

@@ -361,6 +361,12 @@ func (m *Manager) top(ctx context.Context, ref, psArgs string) (container.TopRes
 	if err != nil {
 		return container.TopResponse{}, err
 	}
+	if code != 0 && (psArgs == "-ef" || psArgs == "aux") {
+		// Docker's default arguments; busybox ps knows neither.
+		if out, code, err = m.execOutput(ctx, ref, []string{"ps"}); err != nil {
+			return container.TopResponse{}, err
+		}
+	}
 	if code != 0 {
 		return container.TopResponse{}, fmt.Errorf("ps %s in the container exited with %d: %s", psArgs, code, strings.TrimSpace(out))
 	}
