@@ -25,7 +25,7 @@ const (
 var DefaultModules = []string{
 	"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console",
 	"vsock", "vmw_vsock_virtio_transport", "virtio_rng", "virtio_balloon",
-	"ext4", "overlay",
+	"ext4", "overlay", "binfmt_misc",
 }
 
 // WriteBase writes the base archive: agentBinary as /init plus the nodes and

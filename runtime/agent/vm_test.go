@@ -301,6 +301,30 @@ func TestVM(t *testing.T) {
 		}
 		c.SetTime(ctx, time.Now())
 	})
+	t.Run("mount-binfmt-sync", func(t *testing.T) {
+		// A volume mounted after the container started shows up in its
+		// init's namespace and in execs.
+		if err := c.Mount(ctx, &ragent.MountConfig{Source: "vol", Target: "/mnt/vol", Fstype: "tmpfs", Options: []string{"size=1m"}, InContainer: true}); err != nil {
+			t.Fatal(err)
+		}
+		if out := sh(t, "grep /mnt/vol /proc/1/mounts; grep -c /mnt/vol /proc/self/mounts"); !strings.Contains(out, "vol /mnt/vol tmpfs") || !strings.HasSuffix(out, "1\n") {
+			t.Fatalf("volume not visible: %q", out)
+		}
+		if err := c.Mount(ctx, &ragent.MountConfig{Source: "x", Target: "../../etc", Fstype: "tmpfs", InContainer: true}); err == nil {
+			t.Fatal("a mount target with .. was accepted")
+		}
+		// binfmt_misc: a handler runs files with our magic through
+		// /bin/sh (looked up in the container, like Rosetta would be).
+		if err := c.RegisterBinfmt(ctx, &ragent.BinfmtConfig{Name: "berthtest", Type: "M", Magic: []byte("#BERTH"), Interpreter: "/bin/sh"}); err != nil {
+			t.Fatal(err)
+		}
+		if out := sh(t, "printf '#BERTH\\necho binfmt-ok\\n' > /root/x.bt; chmod +x /root/x.bt; /root/x.bt"); !strings.Contains(out, "binfmt-ok") {
+			t.Fatalf("binfmt handler: %q", out)
+		}
+		if err := c.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("idle-rss", func(t *testing.T) {
 		h, err := c.HealthAccounting(ctx)
 		if err != nil {
