@@ -53,9 +53,13 @@ func tmuxRun(t testing.TB, w, h int, data []byte, resizes ...[2]int) tmuxState {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "sock")
+	conf := filepath.Join(dir, "tmux.conf") // nothing from the machine's config
+	if err := os.WriteFile(conf, []byte("set -g history-limit 10000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tm := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command("tmux", append([]string{"-S", sock, "-f", "/dev/null"}, args...)...)
+		cmd := exec.Command("tmux", append([]string{"-S", sock, "-f", conf}, args...)...)
 		cmd.Env = append(os.Environ(), "TMUX=")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -64,19 +68,23 @@ func tmuxRun(t testing.TB, w, h int, data []byte, resizes ...[2]int) tmuxState {
 		return string(out)
 	}
 	// The pane's tty must pass bytes through untouched (no LF->CRLF).
-	script := fmt.Sprintf("stty raw -echo; cat %s; tmux -S %s wait-for -S fed; exec sleep 600", in, sock)
+	// After the stream, a title change (invisible in the pane) tells us
+	// tmux has processed every byte before it: waiting for `cat` to exit
+	// is not enough, tmux reads the pane's output asynchronously. CAN
+	// first ends any sequence a recording was cut in the middle of.
+	nonce := fmt.Sprintf("fed-%d", time.Now().UnixNano())
+	script := fmt.Sprintf("stty raw -echo; cat %s; printf '\\030\\033]2;%s\\033\\\\'; exec sleep 600", in, nonce)
 	tm("new-session", "-d", "-x", strconv.Itoa(w), "-y", strconv.Itoa(h), "sh", "-c", script)
 	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
-	tm("set-option", "-g", "history-limit", "10000")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		exec.Command("tmux", "-S", sock, "wait-for", "fed").Run()
-	}()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("tmux did not finish reading the stream")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if strings.TrimSpace(tm("display-message", "-p", "#{pane_title}")) == nonce {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tmux did not finish reading the stream within 60s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	for _, r := range resizes {
 		tm("resize-window", "-t", "0", "-x", strconv.Itoa(r[0]), "-y", strconv.Itoa(r[1]))
