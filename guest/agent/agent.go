@@ -274,7 +274,14 @@ func (a *Agent) CreateProcess(_ context.Context, req *api.CreateProcessRequest) 
 		return nil, status.Error(codes.FailedPrecondition, "no container in this VM yet: call CreateContainer first")
 	}
 	if !req.Exec && a.initProc != nil {
-		return nil, status.Errorf(codes.AlreadyExists, "the container already has its init process %q; use exec for more", a.initProc.id)
+		select {
+		case <-a.initProc.exited:
+			// A restart in the same VM: the new init mounts a fresh /proc;
+			// drop the dead one's.
+			unix.Unmount(filepath.Join(a.container.root, "proc"), unix.MNT_DETACH)
+		default:
+			return nil, status.Errorf(codes.AlreadyExists, "the container already has its init process %q running; use exec for more", a.initProc.id)
+		}
 	}
 	p, err := newProcess(req.Id, req.Spec, req.Exec)
 	if err != nil {

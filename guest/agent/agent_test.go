@@ -159,8 +159,20 @@ func TestProcessBasics(t *testing.T) {
 	if st.Code != 7 || !strings.HasPrefix(out, "pid=1 ") {
 		t.Fatalf("init: code %d out %q (want 7, pid 1 in its own PID namespace)", st.Code, out)
 	}
-	// A second init in the same VM is refused.
-	wantCode(t, c.CreateProcess(context.Background(), "init2", &ragent.ProcessSpec{Args: []string{"true"}}, false), codes.AlreadyExists, "init")
+	// A second init while one runs is refused; after it exited, a new one
+	// (a restart) gets a fresh PID namespace.
+	ctx := context.Background()
+	if err := c.CreateProcess(ctx, "init-b", &ragent.ProcessSpec{Args: []string{"sleep", "100"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(ctx, "init-b"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, c.CreateProcess(ctx, "init2", &ragent.ProcessSpec{Args: []string{"true"}}, false), codes.AlreadyExists, "init")
+	out, _, _ = run(t, c, "in-b", &ragent.ProcessSpec{Args: []string{"sh", "-c", "cat /proc/1/cmdline; ls /proc | grep -c '^[0-9]'"}}, true, nil)
+	if out != "sleep\x00100\x004\n" { // sleep + sh, ls, grep
+		t.Fatalf("exec after restart sees %q, want the new init and the pipeline only", out)
+	}
 }
 
 func TestExecAndErrors(t *testing.T) {
