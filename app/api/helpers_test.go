@@ -91,11 +91,23 @@ func docker(t testing.TB, sock string, stdin []byte, args ...string) cliResult {
 	return res
 }
 
+// dockerConfig is an empty docker client config dir for the whole test
+// binary (TestMain removes it).
+var dockerConfig string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "berth-api-docker-config-")
+	if err != nil {
+		panic(err)
+	}
+	dockerConfig = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func dockerEnv(t testing.TB, sock string) []string {
-	cfg := filepath.Join(os.TempDir(), "berth-api-test-docker-config")
-	os.MkdirAll(cfg, 0o700)
-	env := []string{"DOCKER_HOST=unix://" + sock, "DOCKER_CONFIG=" + cfg, "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TERM=dumb"}
-	return env
+	return []string{"DOCKER_HOST=unix://" + sock, "DOCKER_CONFIG=" + dockerConfig, "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TERM=dumb"}
 }
 
 // mustDocker runs docker and fails the test unless it exits 0.
