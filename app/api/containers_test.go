@@ -55,6 +55,7 @@ func TestContainersBadInputAndConcurrency(t *testing.T) {
 		{[]string{"start", "nosuch"}, 1, "No such container"},
 		{[]string{"pause", "second"}, 1, "not supported"},
 		{[]string{"kill", "second"}, 1, "not running"},
+		{[]string{"rmi", img}, 1, "in use"},
 	} {
 		r := docker(t, sock, nil, tc.args...)
 		if r.Code != tc.code || !strings.Contains(r.Stderr, tc.want) {
