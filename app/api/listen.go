@@ -58,6 +58,9 @@ type unixListener struct {
 	id   *syscall.Stat_t
 }
 
+// Addr is the socket's published path (it was bound under a temporary name).
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
 func (l *unixListener) Close() error {
 	if fi, err := os.Lstat(l.path); err == nil && l.id != nil {
 		if cur, ok := fi.Sys().(*syscall.Stat_t); ok && cur.Ino == l.id.Ino && cur.Dev == l.id.Dev {

@@ -238,6 +238,9 @@ func TestListenHosts(t *testing.T) {
 	if err != nil || len(ls) != 1 || len(warned) != 0 {
 		t.Fatalf("default: %v %v %v", ls, err, warned)
 	}
+	if a := ls[0].Addr().String(); a != sock {
+		t.Fatalf("listener address %q, want the published socket %q", a, sock)
+	}
 	ls[0].Close()
 	ls, err = ListenHosts(sock, []string{"unix://" + sock, "tcp://127.0.0.1:0"}, func(s string) { warned = append(warned, s) })
 	if err != nil || len(ls) != 2 || len(warned) != 1 || !strings.Contains(warned[0], "WARNING") {

@@ -18,6 +18,7 @@ import (
 func init() {
 	register(func(root *cobra.Command, g *Globals) {
 		var guestDir, kernel, logLevel string
+		var hosts []string
 		var cpus, memMiB int
 		cmd := &cobra.Command{
 			Use:   "daemon",
@@ -48,13 +49,17 @@ func init() {
 					Events:     eng.Events,
 					DataRoot:   root.Dir,
 				}})
-				ln, err := api.ListenUnix(root.Socket())
+				// Only the data root's 0600 socket, unless --host asks for
+				// more (tcp:// is warned about: it is root-equivalent).
+				lns, err := api.ListenHosts(root.Socket(), hosts, func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "berth daemon: "+w) })
 				if err != nil {
 					eng.Close(context.Background())
 					return err
 				}
-				go srv.Serve(ln)
-				fmt.Fprintf(cmd.OutOrStdout(), "berth daemon: listening on unix://%s\n", root.Socket())
+				for _, ln := range lns {
+					go srv.Serve(ln)
+					fmt.Fprintf(cmd.OutOrStdout(), "berth daemon: listening on %s://%s\n", ln.Addr().Network(), ln.Addr().String())
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "berth daemon: point docker at it with: export DOCKER_HOST=unix://%s\n", root.Socket())
 				<-ctx.Done()
 				stop()
@@ -70,6 +75,7 @@ func init() {
 		cmd.Flags().StringVar(&guestDir, "guest-dir", "", "directory with <arch>/initramfs.cpio.gz (env "+engine.GuestDirEnv+")")
 		cmd.Flags().StringVar(&kernel, "kernel", "", "guest kernel image for every container (default: newest /boot/vmlinuz-*)")
 		cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+		cmd.Flags().StringArrayVarP(&hosts, "host", "H", nil, "serve the Docker API here instead (repeatable): unix:///path or tcp://HOST:PORT (no TLS: anyone who connects controls every container)")
 		cmd.Flags().IntVar(&cpus, "default-cpus", 0, "vCPUs of containers without --cpus (default min(2, host CPUs))")
 		cmd.Flags().IntVar(&memMiB, "default-memory", 0, "MiB of containers without --memory (default 512)")
 		root.AddCommand(cmd)
