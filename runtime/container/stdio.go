@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"strings"
@@ -177,18 +178,32 @@ func (d *detachReader) Read(p []byte) (int, error) {
 			if d.detached {
 				break
 			}
-			if len(d.keys) > 0 && b == d.keys[d.matched] {
-				d.matched++
-				if d.matched == len(d.keys) {
-					d.detached = true
-				}
+			if len(d.keys) == 0 {
+				d.pending = append(d.pending, b)
 				continue
 			}
-			if d.matched > 0 {
-				d.pending = append(d.pending, d.keys[:d.matched]...)
-				d.matched = 0
+			// Keep the longest tail of held bytes + b that could still
+			// become the key sequence; everything before it is data.
+			cand := append(append([]byte(nil), d.keys[:d.matched]...), b)
+			d.matched = 0
+			for s := 0; s < len(cand); s++ {
+				if bytes.HasPrefix(d.keys, cand[s:]) {
+					d.pending = append(d.pending, cand[:s]...)
+					d.matched = len(cand) - s
+					break
+				}
 			}
-			d.pending = append(d.pending, b)
+			if d.matched == 0 {
+				d.pending = append(d.pending, cand...)
+			}
+			if d.matched == len(d.keys) {
+				d.detached = true
+			}
+		}
+		if d.err != nil && !d.detached && d.matched > 0 {
+			// The input ended inside a partial sequence: it was data.
+			d.pending = append(d.pending, d.keys[:d.matched]...)
+			d.matched = 0
 		}
 	}
 	n := copy(p, d.pending)

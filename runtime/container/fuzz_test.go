@@ -1,0 +1,57 @@
+package container
+
+import (
+	"bytes"
+	"io"
+	"testing"
+)
+
+// Signal names and detach keys come straight from API requests.
+func FuzzParseSignal(f *testing.F) {
+	for _, s := range []string{"SIGTERM", "9", "rtmin+3", "", "SIGRTMIN+99", "-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, err := ParseSignal(s); err == nil && (n < 1 || n > 64) {
+			t.Fatalf("%q -> %d", s, n)
+		}
+	})
+}
+
+// The detach reader must pass every byte through except a complete key
+// sequence, whatever the input and however it is split into reads.
+func FuzzDetachReader(f *testing.F) {
+	f.Add("ctrl-p,ctrl-q", []byte("ab\x10c\x10\x11rest"), uint8(3))
+	f.Add("a,b", []byte("aab"), uint8(1))
+	f.Fuzz(func(t *testing.T, keys string, in []byte, chunk uint8) {
+		k, err := ParseDetachKeys(keys)
+		if err != nil {
+			return
+		}
+		r := &detachReader{r: &chunked{data: in, n: int(chunk%7) + 1}, keys: k}
+		out, err := io.ReadAll(r)
+		i := bytes.Index(in, k)
+		if i >= 0 {
+			if err != ErrDetached || !bytes.Equal(out, in[:i]) {
+				t.Fatalf("keys %q in %q: got %q %v", k, in, out, err)
+			}
+		} else if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("no keys %q in %q: got %q %v", k, in, out, err)
+		}
+	})
+}
+
+type chunked struct {
+	data []byte
+	n    int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := min(c.n, len(p), len(c.data))
+	copy(p, c.data[:n])
+	c.data = c.data[n:]
+	return n, nil
+}
