@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/moby/moby/api/types/events"
+
 	"github.com/berth-dev/berth/runtime/logs"
 )
 
@@ -286,7 +288,7 @@ func (m *Manager) attach(ctx context.Context, ref string, o AttachOptions) (*Att
 					}
 				}
 				if err == errDetachSeq {
-					m.emit("detach", c, nil)
+					m.emit(events.ActionDetach, c, nil)
 					at.finish(ErrDetached)
 					return
 				}
