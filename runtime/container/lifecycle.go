@@ -873,11 +873,15 @@ func (m *Manager) kill(ctx context.Context, ref, signal string) error {
 	m.mu.Lock()
 	rn := c.run
 	if rn != nil && sig == sigKILL {
-		rn.stopping = true // Docker: a killed container is not restarted by its policy… unless always
+		rn.stopping = true // a killed container is not restarted by its policy
 	}
 	m.mu.Unlock()
 	if rn == nil {
 		return errf(ErrConflict, "cannot kill container %s: it is not running", ref)
+	}
+	if sig == sigKILL {
+		// Like a stop: unless-stopped stays down at the next engine start.
+		m.setState(c, func(r *record) { r.ManuallyStopped = true })
 	}
 	m.emit(events.ActionKill, c, map[string]string{"signal": fmt.Sprint(sig)})
 	if err := rn.proc.Signal(ctx, sig); err != nil {
