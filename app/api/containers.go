@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/common"
@@ -738,32 +740,95 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 	if tty {
 		ct = rawStream
 	}
+	// The session's context ends when the client is gone, or when the
+	// process has ended: not when the client merely detaches.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	defer cancel()
 	h, err := hijack(w, r, ct)
 	if err != nil {
+		cancel()
 		return err
 	}
 	defer h.close()
-	stdout, stderr := outputs(h, tty, nil)
+	done := make(chan error, 1)
+	finished := make(chan struct{})
+	detached := make(chan struct{})
+	out, errw := outputs(h, tty, nil)
+	stdout, stderr := &detachable{w: out, detached: detached}, &detachable{w: errw, detached: detached}
 	o := ctrs.ExecStartOptions{Stdout: stdout, Stderr: stderr, ConsoleSize: req.ConsoleSize}
-	if ei.OpenStdin {
+	if ei.OpenStdin && tty {
+		// On a terminal, the end of the client's input is docker's detach
+		// (ctrl-p ctrl-q), never the user's ^D (that is a byte): the
+		// process runs on, as with dockerd, and its output is dropped.
+		o.Stdin = &ttyStdin{h: h, cancel: cancel, detached: detached, finished: finished}
+	} else if ei.OpenStdin {
 		o.Stdin = &stdinReader{h: h, cancel: cancel}
 	} else {
 		h.watchDisconnect(cancel)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cs.ExecStart(ctx, id, o) }()
+	go func() {
+		done <- cs.ExecStart(ctx, id, o)
+		close(finished)
+		cancel()
+	}()
 	select {
 	case err = <-done:
 	case <-h.gone:
 		cancel()
 		err = <-done
+	case <-detached:
+		return nil
 	}
-	if err != nil && !errors.Is(err, ctrs.ErrDetached) && ctx.Err() == nil {
-		stderr.Write([]byte("Error: " + err.Error() + "\n"))
+	select {
+	case <-h.gone:
+	default:
+		if err != nil && !errors.Is(err, ctrs.ErrDetached) {
+			stderr.Write([]byte("Error: " + err.Error() + "\n"))
+		}
 	}
 	return nil
+}
+
+// ttyStdin turns the end of a tty client's input into a detach: it reports
+// it on detached and then blocks until the process has finished, so the
+// process never sees EOF.
+type ttyStdin struct {
+	h        *hijacked
+	cancel   context.CancelFunc
+	detached chan struct{}
+	finished <-chan struct{}
+	once     sync.Once
+}
+
+func (t *ttyStdin) Read(p []byte) (int, error) {
+	n, err := t.h.Read(p)
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		if n > 0 {
+			return n, nil // deliver the last bytes; EOF comes again next read
+		}
+		t.once.Do(func() { close(t.detached) })
+		<-t.finished
+	default: // a broken connection: the client is gone
+		t.h.markGone()
+		t.cancel()
+	}
+	return n, err
+}
+
+// detachable writes to w until the client detached, then discards.
+type detachable struct {
+	w        io.Writer
+	detached <-chan struct{}
+}
+
+func (d *detachable) Write(p []byte) (int, error) {
+	select {
+	case <-d.detached:
+		return len(p), nil
+	default:
+	}
+	return d.w.Write(p)
 }
 
 func (s *Server) execResize(w http.ResponseWriter, r *http.Request) error {

@@ -101,6 +101,16 @@ func TestDockerCLIEndToEnd(t *testing.T) {
 			if code := p.wait(); code != 4 {
 				t.Fatalf("docker exec -it exit code %d, want 4", code)
 			}
+			// Detaching (ctrl-p ctrl-q) leaves the shell running, as in Docker.
+			q := startPTY(t, sock, 24, 80, "exec", "-it", "web", "sh")
+			q.send("echo detach-me\r")
+			q.expect("detach-me")
+			q.send("\x10\x11")
+			q.wait()
+			time.Sleep(time.Second)
+			if out := d("top", "web"); !strings.Contains(out, "sh") {
+				t.Fatalf("after detaching from exec -it, no shell runs:\n%s", out)
+			}
 		})
 
 		t.Run("client hangs up mid-attach", func(t *testing.T) {
