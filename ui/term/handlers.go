@@ -94,15 +94,13 @@ func (t *Terminal) esc(cmd ansi.Cmd) {
 	case '8':
 		t.restoreCursor()
 	case 'D':
-		t.wrapNext = false
-		t.index()
+		t.index() // like LF, keeps a parked cursor parked (tmux)
 	case 'E':
 		t.wrapNext = false
 		t.x = 0
 		t.index()
 	case 'M':
-		t.wrapNext = false
-		t.reverseIndex()
+		t.reverseIndex() // keeps a parked cursor parked (tmux)
 	case 'H':
 		t.tabs[min(t.x, t.w-1)] = true
 	case 'c': // RIS
@@ -263,6 +261,15 @@ func (t *Terminal) csi(cmd ansi.Cmd, p ansi.Params) {
 		t.top = t.y
 		if t.y < top || t.y > bot {
 			t.bot = t.h - 1
+			// tmux 3.3a inserts at most down to the row above the last
+			// (so IL on the last row does nothing); DL has no such limit.
+			if final == 'L' {
+				n = min(n, t.h-1-t.y)
+			}
+			if n <= 0 {
+				t.top, t.bot = top, bot
+				break
+			}
 		}
 		if final == 'L' {
 			t.scrollDown(n)
@@ -285,8 +292,13 @@ func (t *Terminal) csi(cmd ansi.Cmd, p ansi.Params) {
 	case 'Z':
 		t.tabBackward(n)
 	case 'b':
+		// At most to the end of the line, never wrapping (tmux).
+		room := t.w - t.x
+		if t.wrapNext {
+			room = 0
+		}
 		if r := t.lastR; r != 0 {
-			for i := 0; i < min(n, 65535); i++ {
+			for i := 0; i < min(n, room); i++ {
 				t.printRune(r)
 			}
 		}

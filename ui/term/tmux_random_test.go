@@ -82,9 +82,11 @@ func randomOps(r *rand.Rand, n int, alt bool) []string {
 // captureArtifacts are seeds whose difference is in what capture-pane can
 // report, not in what the terminals show.
 var captureArtifacts = map[int64]string{
-	3:   "DCH splits a wide character; tmux keeps an orphaned padding cell that capture-pane skips, the model shows a blank (both display a blank)",
-	99:  "EL 1 erases the first half of a wide character: tmux's orphaned padding cell again",
-	127: "overwriting the second half of a wide character: tmux 3.3a keeps the stale first half (see TestOverwriteWideTail)",
+	3:    "DCH splits a wide character; tmux keeps an orphaned padding cell that capture-pane skips, the model shows a blank (both display a blank)",
+	99:   "EL 1 erases the first half of a wide character: tmux's orphaned padding cell again",
+	127:  "overwriting the second half of a wide character: tmux 3.3a keeps the stale first half (see TestOverwriteWideTail)",
+	1045: "EL 1 erases the first half of a wide character: tmux's orphaned padding cell again",
+	1019: "ECH erases the second half of a wide character: tmux 3.3a keeps the stale first half",
 }
 
 // TestTmuxRandom compares random operation streams (fixed seeds, so a
@@ -98,6 +100,21 @@ func TestTmuxRandom(t *testing.T) {
 			t.Parallel()
 			r := rand.New(rand.NewSource(seed))
 			compareWithTmuxOpts(t, 80, 24, []byte(randomStream(r, 300, seed%4 == 0)), false)
+		})
+	}
+}
+
+// TestTmuxRandomSmall runs random streams on a small, odd-sized screen,
+// where wrapping, scrolling and wide characters at the edge happen often.
+func TestTmuxRandomSmall(t *testing.T) {
+	for seed := int64(1001); seed <= 1060; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			if why, ok := captureArtifacts[seed]; ok {
+				t.Skip(why)
+			}
+			t.Parallel()
+			r := rand.New(rand.NewSource(seed))
+			compareWithTmuxOpts(t, 37, 11, []byte(randomStream(r, 200, seed%4 == 0)), false)
 		})
 	}
 }
