@@ -13,6 +13,7 @@ pkgs=(
   skopeo                 # tarballs made by a tool nobody here wrote
   tmux                   # the judge of the terminal model
   xfsprogs               # a reflink-capable filesystem for the O(1) clone test
+  kmod                   # depmod for the arm64 kernel modules (fetch-arm64.sh)
   cpio zstd curl ca-certificates
 )
 # The docker CLI is preinstalled on the dev machines; elsewhere Debian's docker.io brings one.
