@@ -258,7 +258,7 @@ func (t *Terminal) Write(p []byte) (int, error) {
 		}
 		t.partial = append(t.partial, p[:take]...)
 		p = p[take:]
-		if len(t.partial) == utf8Len(t.partial[0]) || take < need && len(p) > 0 {
+		if utf8.FullRune(t.partial) || take < need && len(p) > 0 {
 			// Decode exactly as the unsplit path would: an invalid
 			// sequence yields one U+FFFD per byte.
 			for buf := t.partial; len(buf) > 0; {
