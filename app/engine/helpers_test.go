@@ -60,7 +60,7 @@ func openEngine(t testing.TB, mod ...func(*Options)) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Root: root, GuestDir: guestDir(t), DefaultCPUs: 1, DefaultMemoryMiB: 256, BootTimeout: 40 * time.Second,
+	o := Options{Root: root, GuestDir: guestDir(t), DefaultCPUs: 1, DefaultMemoryMiB: 256, BootTimeout: 3 * time.Minute,
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, f := range mod {
 		f(&o)
