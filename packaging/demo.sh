@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 BERTH=${BERTH:-build/berth}
 PORT=${BERTH_DEMO_PORT:-8080}
 [[ -x $BERTH ]] || { echo "demo: $BERTH missing: run make build" >&2; exit 1; }
-BUSYBOX=$(command -v busybox || true)
-[[ -n $BUSYBOX ]] && file -L "$BUSYBOX" 2>/dev/null | grep -q static \
-  || BUSYBOX=/bin/busybox
-[[ -x $BUSYBOX ]] || { echo "demo: busybox missing: install the Debian package busybox-static" >&2; exit 1; }
+BUSYBOX=$(command -v busybox || echo /bin/busybox)
+if [[ ! -x $BUSYBOX ]] || ! ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic'; then
+  echo "demo: a static busybox is needed inside the container: install the Debian package busybox-static" >&2; exit 1
+fi
+command -v curl >/dev/null || { echo "demo: curl missing: install the Debian package curl" >&2; exit 1; }
 
 DATA=$(mktemp -d /tmp/berth-demo.XXXXXX)
 DAEMON=
