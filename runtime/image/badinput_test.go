@@ -262,31 +262,31 @@ func (r *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 
 // TestInterruptedPull cuts a pull off in the middle of a big layer: no
 // partial blob may be visible, no temp file may stay, and the next pull
-// completes, reusing the layers that had finished.
+// completes, reusing the layer that had finished.
 func TestInterruptedPull(t *testing.T) {
 	t.Parallel()
 	reg := testimage.Registry(t, testimage.RegistryOptions{})
 	big := make([]byte, 24<<20)
 	rand.New(rand.NewSource(7)).Read(big)
-	small, _ := testimage.Layer([]testimage.File{{Path: "small", Data: []byte("s")}})
 	bigL, _ := testimage.Layer([]testimage.File{{Path: "big", Data: big}})
-	ref := reg.Push(t, mustImage(testimage.Image("amd64", nil, small, bigL)), "big:1")
+	cut, _ := testimage.Layer([]testimage.File{{Path: "cut", Data: big[:16<<20]}})
+	ref := reg.Push(t, mustImage(testimage.Image("amd64", nil, cut, bigL)), "big:1")
 	bigDigest, _ := bigL.Digest()
-	smallDigest, _ := small.Digest()
+	cutDigest, _ := cut.Digest()
 
 	s, root := newStore(t)
-	s.Jobs = 1 // the small layer first, then the big one
+	s.Jobs = 1 // largest first: the big layer completes, then the cut one starts
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, err := s.Pull(ctx, ref, PullOptions{Progress: func(e Event) {
-		if e.ID == bigDigest.Hex[:12] && e.Status == StatusDownloading && e.Current < e.Total {
+		if e.ID == cutDigest.Hex[:12] && e.Status == StatusDownloading && e.Current < e.Total {
 			cancel()
 		}
 	}})
 	if err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Fatalf("interrupted pull: %v", err)
 	}
-	if s.blobs.has(bigDigest) {
+	if s.blobs.has(cutDigest) {
 		t.Fatal("a partial blob is visible")
 	}
 	if left, _ := filepath.Glob(filepath.Join(root.Tmp(), "*")); len(left) != 0 {
@@ -303,8 +303,13 @@ func TestInterruptedPull(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if len(existed) != 1 || existed[0] != smallDigest.Hex[:12] {
-		t.Errorf("resumed pull reused %v, want the finished small layer", existed)
+	if len(existed) != 1 || existed[0] != bigDigest.Hex[:12] {
+		t.Errorf("resumed pull reused %v, want the finished big layer", existed)
+	}
+	// The interrupted pull's journal entries are settled too.
+	s.Sync()
+	if j := journal(t, s); len(j) != 0 {
+		t.Errorf("journal after both pulls: %v", j)
 	}
 	// A temp file left by a crash is removed when the store is next opened.
 	os.WriteFile(filepath.Join(root.Tmp(), tmpPrefix+"blob-crashed"), []byte("partial"), 0o600)

@@ -35,6 +35,7 @@ func newStore(t testing.TB) (*Store, dataroot.Root) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Sync) // before db.Close (cleanups run last-in first-out)
 	return s, root
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -128,10 +129,24 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 	// with plain GETs over one authenticated transport: the store verifies
 	// digest and size itself, so go-containerregistry's second hash pass
 	// over every byte is not needed.
-	var fetch *blobFetcher
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.jobs())
+	//
+	// Blobs are published without waiting for fsync: the journal entry
+	// made here covers them until their background syncs finish (durable.go).
+	var missing []v1.Hash
+	for _, d := range append(layerDigests(mf), mf.Config.Digest, mdigest) {
+		if !s.blobs.has(d) {
+			missing = append(missing, d)
+		}
+	}
+	var pend *unsynced
+	if len(missing) > 0 {
+		if pend, err = s.beginUnsynced(missing); err != nil {
+			return nil, err
+		}
+		defer pend.finish()
+	}
 	seen := map[v1.Hash]bool{}
+	var fetches []v1.Descriptor
 	for _, l := range mf.Layers {
 		if seen[l.Digest] {
 			continue
@@ -143,12 +158,20 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 			continue
 		}
 		rep.emit(Event{ID: id, Status: StatusWaiting, Total: l.Size})
-		if fetch == nil {
-			if fetch, err = s.newFetcher(ctx, ref.Context()); err != nil {
-				return nil, registryError(ctx, ref, err)
-			}
+		fetches = append(fetches, l)
+	}
+	// Largest first: the pull ends when its slowest layer does.
+	sort.SliceStable(fetches, func(i, j int) bool { return fetches[i].Size > fetches[j].Size })
+	var fetch *blobFetcher
+	if len(fetches) > 0 {
+		if fetch, err = s.newFetcher(ctx, ref.Context()); err != nil {
+			return nil, registryError(ctx, ref, err)
 		}
-		l := l
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.jobs())
+	for _, l := range fetches {
+		id := shortID(l.Digest.Hex)
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
 				return err
@@ -158,7 +181,7 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 				return err
 			}
 			defer rc.Close()
-			if err := s.blobs.put(rc, l.Digest, l.Size, rep.bytes(id, StatusDownloading, l.Size)); err != nil {
+			if _, err := s.blobs.putTo(rc, l.Digest, l.Size, rep.bytes(id, StatusDownloading, l.Size), pend); err != nil {
 				return fmt.Errorf("layer %s: %w", id, err)
 			}
 			rep.emit(Event{ID: id, Status: StatusDownloadComplete, Current: l.Size, Total: l.Size})
@@ -168,11 +191,19 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 	if err := g.Wait(); err != nil {
 		return nil, registryError(ctx, ref, err)
 	}
-	if _, err := s.blobs.putBytes(rawConfig); err != nil {
+	if _, err := s.blobs.putBytesTo(rawConfig, pend); err != nil {
 		return nil, err
 	}
-	if _, err := s.blobs.putBytes(rawManifest); err != nil {
+	if _, err := s.blobs.putBytesTo(rawManifest, pend); err != nil {
 		return nil, err
+	}
+	if s.syncBeforeCommit && pend != nil {
+		if err := pend.wait(); err != nil {
+			return nil, err
+		}
+		if err := syncDir(s.blobs.dir); err != nil {
+			return nil, err
+		}
 	}
 	rec := newRecord(mdigest, mf, cf, int64(len(rawManifest)))
 	rec.Source = ref.String()
@@ -188,6 +219,14 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 		rep.emit(Event{ID: shortID(l.Hex), Status: StatusPullComplete})
 	}
 	return rec, nil
+}
+
+func layerDigests(mf *v1.Manifest) []v1.Hash {
+	var out []v1.Hash
+	for _, l := range mf.Layers {
+		out = append(out, l.Digest)
+	}
+	return out
 }
 
 func isImageManifest(mt types.MediaType) bool {

@@ -67,6 +67,14 @@ type Store struct {
 	// referenced (pull, load) and exclusively by prune and remove, so a
 	// sweep never deletes a blob that an in-flight pull is about to claim.
 	gc sync.RWMutex
+
+	bg syncer // background syncs of pulled blobs (durable.go)
+	// syncBeforeCommit makes Pull wait for its blob syncs before recording
+	// the image (benchmark comparison only).
+	syncBeforeCommit bool
+	// crashBeforeSync leaves journal entries as a crash before the
+	// background sync would (crash-safety tests only).
+	crashBeforeSync bool
 }
 
 // Record is what the store knows about one image (one platform manifest).
@@ -114,7 +122,7 @@ func New(db *state.DB, root dataroot.Root) (*Store, error) {
 		}
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketImages, bucketRefs} {
+		for _, b := range [][]byte{bucketImages, bucketRefs, bucketUnsynced} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -123,6 +131,9 @@ func New(db *state.DB, root dataroot.Root) (*Store, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
+	}
+	if err := s.recoverUnsynced(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
