@@ -35,9 +35,37 @@ func BenchmarkAgent(b *testing.B) {
 		b.Skip("boots VMs: run with BERTH_BENCH=1 (make bench)")
 	}
 	arch := runtime.GOARCH
-	busybox := busyboxInitSeconds(b, arch)
-	v := bootVM(b, arch, 1)
 	ctx := context.Background()
+	// Boot times on a shared TCG machine swing with its load: boot the
+	// two side by side (same conditions) and keep each one's best of two.
+	busybox, agentInit := 1e9, 1e9
+	initrd := busyboxInitrd(b, arch)
+	for i := 0; i < 2; i++ {
+		type res struct {
+			up  float64
+			err error
+		}
+		bbc := make(chan res, 1)
+		go func() {
+			up, err := busyboxInitSeconds(arch, initrd, b.TempDir())
+			bbc <- res{up, err}
+		}()
+		v := bootVM(b, arch, 1)
+		r := <-bbc
+		if r.err != nil {
+			b.Fatal(r.err)
+		}
+		busybox = min(busybox, r.up)
+		h, err := v.c.Health(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		agentInit = min(agentInit, h.InitSeconds)
+		v.c.Close()
+		v.m.Kill()
+		<-v.m.Done()
+	}
+	v := bootVM(b, arch, 1)
 	h, err := v.c.HealthAccounting(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -82,9 +110,9 @@ func BenchmarkAgent(b *testing.B) {
 		}
 		mbps = float64(size) / 1e6 / time.Since(start).Seconds()
 	}
-	b.ReportMetric(h.InitSeconds, "agent-init-s")
+	b.ReportMetric(agentInit, "agent-init-s")
 	b.ReportMetric(busybox, "busybox-init-s")
-	b.ReportMetric(h.InitSeconds/busybox, "init-ratio")
+	b.ReportMetric(agentInit/busybox, "init-ratio")
 	b.ReportMetric(float64(rpc.Microseconds()), "rpc-us")
 	b.ReportMetric(float64(exe.Microseconds())/1000, "exec-ms")
 	b.ReportMetric(mbps, "stdout-MB/s")
@@ -96,9 +124,9 @@ func BenchmarkAgent(b *testing.B) {
 
 var busyboxUp = regexp.MustCompile(`BUSYBOX-INIT ([0-9.]+)`)
 
-// busyboxInitSeconds boots a busybox /init that prints /proc/uptime and
-// powers off, with the same kernel, modules archive and QEMU backend.
-func busyboxInitSeconds(b *testing.B, arch string) float64 {
+// busyboxInitrd is a busybox /init that prints /proc/uptime and powers
+// off, followed by the same modules archive the agent gets.
+func busyboxInitrd(b *testing.B, arch string) string {
 	bb, err := testimage.BusyboxBinary(arch)
 	if err != nil {
 		b.Fatal(err)
@@ -123,28 +151,35 @@ func busyboxInitSeconds(b *testing.B, arch string) float64 {
 	if err := initramfs.WriteModules(&buf, modules, initramfs.DefaultModules); err != nil {
 		b.Fatal(err)
 	}
-	dir := b.TempDir()
-	initrd := filepath.Join(dir, "busybox.cpio.gz")
+	initrd := filepath.Join(b.TempDir(), "busybox.cpio.gz")
 	if err := os.WriteFile(initrd, buf.Bytes(), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	kernel, _ := testenv.Kernel(b, arch)
+	return initrd
+}
+
+// busyboxInitSeconds boots initrd (busyboxInitrd) and returns the uptime
+// its /init printed.
+func busyboxInitSeconds(arch, initrd, dir string) (float64, error) {
+	kernel, _, err := testenv.FindKernel(arch)
+	if err != nil {
+		return 0, err
+	}
 	m, err := qemu.New().Start(context.Background(), vmm.Config{ID: fmt.Sprintf("bb-%d", os.Getpid()), Arch: arch, Kernel: kernel,
 		Initrd: initrd, CPUs: 1, MemoryMiB: 512, StateDir: dir})
 	if err != nil {
-		b.Fatal(err)
+		return 0, err
 	}
 	select {
 	case <-m.Done():
 	case <-time.After(120 * time.Second):
 		m.Kill()
-		b.Fatal("busybox VM did not power off")
+		return 0, fmt.Errorf("busybox VM did not power off")
 	}
 	console, _ := os.ReadFile(filepath.Join(dir, "console.log"))
 	match := busyboxUp.FindSubmatch(console)
 	if match == nil {
-		b.Fatalf("busybox /init printed no uptime:\n%s", console)
+		return 0, fmt.Errorf("busybox /init printed no uptime:\n%s", console)
 	}
-	up, _ := strconv.ParseFloat(string(match[1]), 64)
-	return up
+	return strconv.ParseFloat(string(match[1]), 64)
 }
