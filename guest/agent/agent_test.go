@@ -227,6 +227,44 @@ func TestExecAndErrors(t *testing.T) {
 			t.Fatalf("numeric user: %q", out)
 		}
 	})
+	t.Run("spec", func(t *testing.T) {
+		out, _, _ := run(t, c, "spec", &ragent.ProcessSpec{
+			Args:            []string{"sh", "-c", "ulimit -n; grep NoNewPrivs /proc/self/status; echo $FOO; echo $PATH; hostname"},
+			Env:             []string{"FOO=bar baz"},
+			Rlimits:         []*ragent.Rlimit{{Type: "nofile", Soft: 1000, Hard: 2000}},
+			NoNewPrivileges: true,
+		}, true, nil)
+		want := "1000\nNoNewPrivs:\t1\nbar baz\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+		if !strings.HasPrefix(out, want) {
+			t.Fatalf("got %q, want prefix %q", out, want)
+		}
+		wantCode(t, c.CreateProcess(ctx, "rl", &ragent.ProcessSpec{Args: []string{"true"}, Rlimits: []*ragent.Rlimit{{Type: "bogus"}}}, true), codes.InvalidArgument, "bogus")
+		wantCode(t, c.CreateProcess(ctx, "rl", &ragent.ProcessSpec{Args: []string{"true"}, Rlimits: []*ragent.Rlimit{{Type: "nofile", Soft: 9, Hard: 1}}}, true), codes.InvalidArgument, "soft")
+	})
+	t.Run("close-stdin-rpc", func(t *testing.T) {
+		if err := c.CreateProcess(ctx, "cs", &ragent.ProcessSpec{Args: []string{"sh", "-c", "cat; echo closed"}, Stdin: true}, true); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		att, err := c.Attach(ctx, "cs", nil, &out, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Start(ctx, "cs"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CloseStdin(ctx, "cs"); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := c.Wait(ctx, "cs"); err != nil || st.Code != 0 {
+			t.Fatalf("%+v %v", st, err)
+		}
+		att.Wait()
+		if out.String() != "closed\n" {
+			t.Fatalf("%q", out.String())
+		}
+		c.Delete(ctx, "cs")
+	})
 	t.Run("stdin-eof", func(t *testing.T) {
 		out, _, st := run(t, c, "cat", &ragent.ProcessSpec{Args: []string{"sh", "-c", "cat; echo done"}}, true, strings.NewReader("abc"))
 		if out != "abcdone\n" || st.Code != 0 {
