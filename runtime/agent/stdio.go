@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/berth-dev/berth/guest/api"
 )
@@ -113,7 +114,8 @@ type Stdio struct {
 // Run creates, attaches, starts and waits for a process, then deletes it;
 // it returns once the process exited and its output was delivered.
 func (c *Client) Run(ctx context.Context, id string, spec *ProcessSpec, exec bool, stdio Stdio) (ExitStatus, error) {
-	if stdio.Stdin != nil {
+	if stdio.Stdin != nil && !spec.Stdin {
+		spec = proto.Clone(spec).(*ProcessSpec) // not the caller's copy
 		spec.Stdin = true
 	}
 	if err := c.CreateProcess(ctx, id, spec, exec); err != nil {
