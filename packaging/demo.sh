@@ -10,7 +10,7 @@ BERTH=${BERTH:-build/berth}
 PORT=${BERTH_DEMO_PORT:-8080}
 [[ -x $BERTH ]] || { echo "demo: $BERTH missing: run make build" >&2; exit 1; }
 BUSYBOX=$(command -v busybox || echo /bin/busybox)
-if [[ ! -x $BUSYBOX ]] || ! ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic'; then
+if [[ ! -x $BUSYBOX ]] || [[ $(ldd "$BUSYBOX" 2>&1 || true) != *"not a dynamic"* ]]; then
   echo "demo: a static busybox is needed inside the container: install the Debian package busybox-static" >&2; exit 1
 fi
 command -v curl >/dev/null || { echo "demo: curl missing: install the Debian package curl" >&2; exit 1; }
