@@ -57,7 +57,7 @@ b ps
 
 step "curl http://127.0.0.1:$PORT/"
 for i in $(seq 60); do
-  if curl -fsS "http://127.0.0.1:$PORT/"; then break; fi
+  if curl -fs "http://127.0.0.1:$PORT/"; then break; fi  # early tries: httpd may not listen yet
   [[ $i == 60 ]] && { echo "demo: no answer from the container" >&2; exit 1; }
   sleep 0.5
 done
