@@ -435,6 +435,7 @@ func (a *Agent) DeleteProcess(_ context.Context, req *api.ProcessRequest) (*api.
 		// The init slot stays taken: a container has one init per boot.
 	}
 	a.mu.Unlock()
+	close(p.gone)
 	if st == stateCreated {
 		p.closeChildFiles()
 		close(p.out)

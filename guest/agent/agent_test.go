@@ -396,6 +396,19 @@ func TestStreamsAndReconnect(t *testing.T) {
 		c2.Delete(ctx, id)
 	}
 	c2.Delete(ctx, "seq")
+	// Output nobody reads: the process blocks on its pipe, is killed and
+	// deleted; the agent's pump must not wait for a reader forever.
+	for i := 0; i < 3; i++ {
+		id := fmt.Sprintf("unread%d", i)
+		c2.CreateProcess(ctx, id, &ragent.ProcessSpec{Args: []string{"sh", "-c", "seq 1 1000000; echo x >&2"}}, true)
+		c2.Start(ctx, id)
+		time.Sleep(100 * time.Millisecond)
+		c2.Signal(ctx, id, 9)
+		c2.Wait(ctx, id)
+		if err := c2.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var after *ragent.Health
 	for i := 0; i < 50; i++ {
 		after, err = c2.HealthAccounting(ctx)

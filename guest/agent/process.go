@@ -63,6 +63,7 @@ type process struct {
 	childFiles []*os.File
 
 	out          chan *api.StdioFrame // closed when all output reached EOF
+	gone         chan struct{}        // closed by DeleteProcess
 	pending      []*api.StdioFrame    // frames a failed attach did not deliver
 	outKick      chan struct{}        // closed to detach the current output attach
 	prevReleased chan struct{}        // closed when the latest attach has let go
@@ -116,7 +117,7 @@ var rlimitNames = map[string]int{
 
 func newProcess(id string, spec *api.ProcessSpec, exec bool) (*process, error) {
 	p := &process{id: id, spec: spec, exec: exec, state: stateCreated, exited: make(chan struct{}),
-		out: make(chan *api.StdioFrame)}
+		out: make(chan *api.StdioFrame), gone: make(chan struct{})}
 	fail := func(err error) (*process, error) {
 		p.closeAll()
 		return nil, status.Errorf(codes.Internal, "process %s: stdio: %v", id, err)
@@ -198,7 +199,11 @@ func (p *process) startPumps() {
 			buf := make([]byte, readChunk)
 			n, err := f.Read(buf)
 			if n > 0 {
-				p.out <- &api.StdioFrame{Stream: stream, Data: buf[:n]}
+				select {
+				case p.out <- &api.StdioFrame{Stream: stream, Data: buf[:n]}:
+				case <-p.gone:
+					return // deleted with output nobody read
+				}
 			}
 			if err != nil {
 				return // EOF, or EIO from a pty whose last slave fd closed
