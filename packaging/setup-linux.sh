@@ -12,6 +12,7 @@ pkgs=(
   docker-registry        # a real registry server on loopback
   skopeo                 # tarballs made by a tool nobody here wrote
   tmux                   # the judge of the terminal model
+  vim less procps htop   # programs whose screens the terminal model is checked against
   xfsprogs               # a reflink-capable filesystem for the O(1) clone test
   kmod                   # depmod for the arm64 kernel modules (fetch-arm64.sh)
   cpio zstd curl ca-certificates
