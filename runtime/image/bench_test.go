@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,7 +70,8 @@ func buildCrane(b *testing.B) string {
 // same image, cold destination each time) and reports berth/crane.
 //
 // The machine is shared, so the two run interleaved (alternating which
-// goes first) for pullRounds rounds and the best time of each counts.
+// goes first) for pullRounds rounds and the best time of each counts
+// (berth/crane); berth/crane_median is the median of the rounds' ratios.
 // Dirty pages are flushed before every timed run, so neither pays for the
 // other's writeback. berth_s is Pull's wall time (the image is usable when
 // it returns); berth_durable_s adds the wait for its background fsyncs
@@ -128,6 +130,7 @@ func BenchmarkPull(b *testing.B) {
 	}
 	b.ResetTimer()
 	var berthBest, durableBest, syncFirstBest, craneBest time.Duration
+	var ratios []float64
 	for i := 0; i < b.N; i++ {
 		for round := 0; round < pullRounds(); round++ {
 			var c, p, d, sf time.Duration
@@ -141,6 +144,7 @@ func BenchmarkPull(b *testing.B) {
 				c = runCrane()
 			}
 			b.Logf("round %d: crane %.3fs berth %.3fs (durable %.3fs, sync-before-commit %.3fs)", round, c.Seconds(), p.Seconds(), d.Seconds(), sf.Seconds())
+			ratios = append(ratios, p.Seconds()/c.Seconds())
 			best(&craneBest, c)
 			best(&berthBest, p)
 			best(&durableBest, d)
@@ -154,15 +158,17 @@ func BenchmarkPull(b *testing.B) {
 	b.ReportMetric(syncFirstBest.Seconds(), "berth_syncfirst_s")
 	b.ReportMetric(craneBest.Seconds(), "crane_s")
 	b.ReportMetric(berthBest.Seconds()/craneBest.Seconds(), "berth/crane")
+	sort.Float64s(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "berth/crane_median")
 }
 
 // pullRounds is how many interleaved rounds BenchmarkPull runs
-// (BERTH_BENCH_ROUNDS, default 5).
+// (BERTH_BENCH_ROUNDS, default 7).
 func pullRounds() int {
 	if n, err := strconv.Atoi(os.Getenv("BERTH_BENCH_ROUNDS")); err == nil && n > 0 {
 		return n
 	}
-	return 5
+	return 7
 }
 
 // BenchmarkLoad loads a ~200 MB docker-archive shaped like `docker save`

@@ -23,12 +23,11 @@ import (
 //  1. records the blobs it may write in the unsynced journal (bucket
 //     image.unsynced, a bbolt commit, so the entry is on disk before any
 //     blob can be);
-//  2. streams each blob into a temp file, verifies digest and size,
-//     renames it into place and starts syncing it in its own goroutine
-//     while the other layers still download;
+//  2. streams each blob into a temp file, verifies digest and size and
+//     renames it into place;
 //  3. commits the image record and returns;
-//  4. once every blob it wrote is fdatasync'd (and the blob directory
-//     fsync'd), deletes its journal entries.
+//  4. in the background, fdatasyncs every blob it wrote and the blob
+//     directory, then deletes its journal entries.
 //
 // A process crash loses nothing (written data is in the page cache), but a
 // kernel crash or power cut between 2 and 4 can leave a renamed blob short
@@ -67,10 +66,9 @@ func readBootID() string {
 type unsynced struct {
 	s      *Store
 	token  string
-	digest []v1.Hash
-	wg     sync.WaitGroup // one per blob sync in flight
+	digest []v1.Hash // journaled
 	mu     sync.Mutex
-	err    error // first sync error
+	wrote  []v1.Hash // renamed into place, not yet synced
 }
 
 // beginUnsynced journals ds (blobs the caller may write) durably and
@@ -95,32 +93,41 @@ func (s *Store) beginUnsynced(ds []v1.Hash) (*unsynced, error) {
 	return p, nil
 }
 
-// written starts syncing blob d (just renamed into place) in the background.
+// written notes that blob d was renamed into place unsynced.
 func (p *unsynced) written(d v1.Hash) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		if err := p.s.blobs.syncBlob(d); err != nil {
-			p.mu.Lock()
-			if p.err == nil {
-				p.err = err
-			}
-			p.mu.Unlock()
-		}
-	}()
-}
-
-// wait blocks until every started sync is done and reports the first error.
-func (p *unsynced) wait() error {
-	p.wg.Wait()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
+	p.wrote = append(p.wrote, d)
+	p.mu.Unlock()
 }
 
-// finish, in the background, waits for the blob syncs, makes the renames
-// durable and drops the journal entries. If a sync failed the entries stay,
-// so the next open checks those blobs.
+// sync fdatasyncs every blob written so far, all at once (the block layer
+// merges them), then the blob directory, so the renames are durable too.
+func (p *unsynced) sync() error {
+	p.mu.Lock()
+	wrote := p.wrote
+	p.wrote = nil
+	p.mu.Unlock()
+	errs := make(chan error, len(wrote))
+	for _, d := range wrote {
+		go func() { errs <- p.s.blobs.syncBlob(d) }()
+	}
+	var first error
+	for range wrote {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return first
+	}
+	return syncDir(p.s.blobs.dir)
+}
+
+// finish, in the background, syncs what the pull wrote and drops its
+// journal entries. The syncs start only now, after the image is committed:
+// run during the pull they queued the commit's own fsync behind 200 MB of
+// data (measured: 30-80 ms added to the commit). If a sync fails the
+// entries stay, so the next open checks those blobs.
 func (p *unsynced) finish() {
 	if p.s.crashBeforeSync {
 		return
@@ -128,7 +135,7 @@ func (p *unsynced) finish() {
 	p.s.bg.wg.Add(1)
 	go func() {
 		defer p.s.bg.wg.Done()
-		if p.wait() != nil || syncDir(p.s.blobs.dir) != nil {
+		if p.sync() != nil {
 			return
 		}
 		p.s.db.Update(func(tx *bolt.Tx) error {
@@ -230,14 +237,11 @@ func (s *Store) recoverUnsynced() error {
 		return err
 	}
 	if len(sameBoot) > 0 {
-		p := &unsynced{s: s}
-		for _, d := range sameBoot {
-			p.written(d)
-		}
+		p := &unsynced{s: s, wrote: sameBoot}
 		s.bg.wg.Add(1)
 		go func() {
 			defer s.bg.wg.Done()
-			if p.wait() != nil || syncDir(s.blobs.dir) != nil {
+			if p.sync() != nil {
 				return
 			}
 			drop(func(e entry) bool { return e.d == (v1.Hash{}) || e.boot == "" || e.boot != now })

@@ -198,10 +198,7 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 		return nil, err
 	}
 	if s.syncBeforeCommit && pend != nil {
-		if err := pend.wait(); err != nil {
-			return nil, err
-		}
-		if err := syncDir(s.blobs.dir); err != nil {
+		if err := pend.sync(); err != nil {
 			return nil, err
 		}
 	}
