@@ -431,9 +431,6 @@ func (a *Agent) DeleteProcess(_ context.Context, req *api.ProcessRequest) (*api.
 	}
 	a.mu.Lock()
 	delete(a.procs, req.Id)
-	if a.initProc == p {
-		// The init slot stays taken: a container has one init per boot.
-	}
 	a.mu.Unlock()
 	close(p.gone)
 	if st == stateCreated {
