@@ -258,6 +258,22 @@ func TestCLIAndDaemonCrash(t *testing.T) {
 		return code == 0 && out == "up\n"
 	})
 
+	out, code = d2.berth("stats", "--no-stream", "keep")
+	if code != 0 || !strings.Contains(out, "keep") || !strings.Contains(out, "MEM USAGE") {
+		t.Fatalf("stats: %d %q", code, out)
+	}
+	// kill -9 is a manual stop: no policy restart; wait reports 137.
+	if out, code := d2.berth("kill", "keep"); code != 0 {
+		t.Fatalf("kill: %q", out)
+	}
+	if out, _ := d2.berth("wait", "keep"); strings.TrimSpace(out) != "137" {
+		t.Fatalf("wait after kill: %q", out)
+	}
+	time.Sleep(2 * time.Second)
+	if out, _ := d2.berth("ps", "-q", "--filter", "name=keep"); strings.TrimSpace(out) != "" {
+		t.Fatalf("killed container was restarted: %q", out)
+	}
+
 	// A graceful daemon stop stops the containers and leaves no VM.
 	d2.cmd.Process.Signal(syscall.SIGTERM)
 	if err := d2.cmd.Wait(); err != nil {

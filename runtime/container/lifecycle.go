@@ -1087,9 +1087,14 @@ func (m *Manager) restore(ctx context.Context) error {
 		}
 	}
 	for _, c := range toStart {
+		m.bg.Add(1)
 		go func() {
+			defer m.bg.Done()
 			c.op.Lock()
 			defer c.op.Unlock()
+			if m.isClosed() {
+				return
+			}
 			if err := m.boot(context.Background(), c); err != nil {
 				m.log.Error("restart at engine start", "id", c.rec.ID, "err", err)
 			}
@@ -1110,6 +1115,7 @@ func (m *Manager) shutdown(ctx context.Context) error {
 		all = append(all, c)
 	}
 	m.mu.Unlock()
+	m.bg.Wait() // restarts begun by Restore finish (or see closed) first
 	var wg sync.WaitGroup
 	for _, c := range all {
 		wg.Add(1)

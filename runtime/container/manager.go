@@ -49,6 +49,7 @@ type Manager struct {
 	names  map[string]string // name (without "/") -> id
 	execs  map[string]*execProc
 	closed bool
+	bg     sync.WaitGroup // restarts started by Restore
 }
 
 // New opens the container bucket and loads every record. Call Restore next.

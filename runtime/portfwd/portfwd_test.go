@@ -91,9 +91,9 @@ func TestRelay(t *testing.T) {
 			}()
 		}
 	}()
-	var dialed []int
+	dialedC := make(chan int, 10)
 	set, err := Publish([]Binding{{HostIP: "127.0.0.1", ContainerPort: 80, Proto: "tcp"}}, func(ctx context.Context, port int) (net.Conn, error) {
-		dialed = append(dialed, port)
+		dialedC <- port
 		return net.Dial("tcp", backend.Addr().String())
 	})
 	if err != nil {
@@ -110,8 +110,8 @@ func TestRelay(t *testing.T) {
 	c.Write([]byte("hello"))
 	c.(*net.TCPConn).CloseWrite()
 	reply, _ := io.ReadAll(c)
-	if string(reply) != "got 5 bytes: hello" || len(dialed) != 1 || dialed[0] != 80 {
-		t.Fatalf("reply %q dialed %v", reply, dialed)
+	if string(reply) != "got 5 bytes: hello" || len(dialedC) != 1 || <-dialedC != 80 {
+		t.Fatalf("reply %q", reply)
 	}
 	// A taken port is a clear error and leaves nothing listening.
 	_, err = Publish([]Binding{{HostIP: "127.0.0.1", HostPort: set.Bindings[0].HostPort, ContainerPort: 1, Proto: "tcp"}}, nil)
