@@ -21,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/berth-dev/berth/internal/testenv"
 	ragent "github.com/berth-dev/berth/runtime/agent"
 	"github.com/berth-dev/berth/runtime/vmm"
@@ -312,6 +315,37 @@ func TestVM(t *testing.T) {
 			t.Fatalf("date after SetTime: %q", out)
 		}
 		c.SetTime(ctx, time.Now())
+	})
+	t.Run("system-errors", func(t *testing.T) {
+		if err := c.SetupSystem(ctx, &ragent.SystemConfig{Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}, Entropy: bytes.Repeat([]byte{0x5a}, 64)}); err != nil {
+			t.Fatal(err)
+		}
+		if out := sh(t, "cat /proc/sys/net/ipv4/ip_forward"); out != "1\n" {
+			t.Fatalf("sysctl: %q", out)
+		}
+		for _, tc := range []struct {
+			err  error
+			code codes.Code
+			want string
+		}{
+			{c.SetupSystem(ctx, &ragent.SystemConfig{Sysctls: map[string]string{"no.such.key": "1"}}), codes.InvalidArgument, "no.such.key"},
+			{c.SetupSystem(ctx, &ragent.SystemConfig{Hostname: "bad host"}), codes.InvalidArgument, "bad host"},
+			{c.SetupSystem(ctx, &ragent.SystemConfig{DnsServers: []string{"not-an-ip"}}), codes.InvalidArgument, "not-an-ip"},
+			{func() error {
+				_, err := c.ConfigureNetwork(ctx, &ragent.NetworkConfig{Interface: "eth9", Dhcp: true})
+				return err
+			}(), codes.NotFound, "eth9"},
+			{func() error {
+				_, err := c.ConfigureNetwork(ctx, &ragent.NetworkConfig{Address: "10.0.0.1"})
+				return err
+			}(), codes.InvalidArgument, "CIDR"},
+			{c.CreateContainer(ctx, &ragent.ContainerConfig{Device: "/dev/vda"}), codes.AlreadyExists, "already"},
+			{c.SetTime(ctx, time.Unix(0, 0)), codes.InvalidArgument, "positive"},
+		} {
+			if status.Code(tc.err) != tc.code || !strings.Contains(tc.err.Error(), tc.want) {
+				t.Errorf("want %v containing %q, got %v", tc.code, tc.want, tc.err)
+			}
+		}
 	})
 	t.Run("mount-binfmt-sync", func(t *testing.T) {
 		// A volume mounted after the container started shows up in its
