@@ -372,6 +372,32 @@ func TestStreamsAndReconnect(t *testing.T) {
 		t.Fatalf("%d bytes lost across re-attach", lost)
 	}
 
+	// A second output attach takes over from a live first one (a host
+	// that reconnects before its old stream timed out).
+	if err := c.CreateProcess(ctx, "two", &ragent.ProcessSpec{Args: []string{"sh", "-c", "read x; echo after-$x"}, Stdin: true}, true); err != nil {
+		t.Fatal(err)
+	}
+	var first, second bytes.Buffer
+	attA, err := c.Attach(ctx, "two", nil, &first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(ctx, "two"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the first attach register
+	attB, err := c.Attach(ctx, "two", strings.NewReader("go\n"), &second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := attA.Wait(); status.Code(err) != codes.Aborted {
+		t.Fatalf("first attach: %v, want Aborted (taken over)", err)
+	}
+	if err := attB.Wait(); err != nil || second.String() != "after-go\n" || first.Len() != 0 {
+		t.Fatalf("second attach: %v %q (first got %q)", err, second.String(), first.String())
+	}
+	c.Delete(ctx, "two")
+
 	// The host disconnects and reconnects: processes live on.
 	c.Close()
 	c2 := ta.connect(t)
