@@ -28,9 +28,14 @@ const (
 // Agent compiles the agent for linux/arch into out: static (CGO_ENABLED=0),
 // stripped, with reproducible paths. moduleRoot is the directory holding
 // Berth's go.mod.
+// $BERTH_VERSION, when set, becomes the version Health reports.
 func Agent(ctx context.Context, moduleRoot, arch, out string) error {
+	ldflags := "-s -w -buildid="
+	if v := os.Getenv("BERTH_VERSION"); v != "" {
+		ldflags += " -X github.com/berth-dev/berth/guest/agent.Version=" + v
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
-		"-ldflags", "-s -w -buildid=", "-o", out, AgentPackage)
+		"-ldflags", ldflags, "-o", out, AgentPackage)
 	cmd.Dir = moduleRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	var stderr bytes.Buffer
