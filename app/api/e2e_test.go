@@ -103,8 +103,11 @@ func TestDockerCLIEndToEnd(t *testing.T) {
 			}
 			// Detaching (ctrl-p ctrl-q) leaves the shell running, as in Docker.
 			q := startPTY(t, sock, 24, 80, "exec", "-it", "web", "sh")
-			q.send("echo detach-me\r")
-			q.expect("detach-me")
+			// Expect what only the shell prints (not the terminal's echo of
+			// the typing): then docker has the terminal in raw mode and
+			// ctrl-p ctrl-q reach it.
+			q.send("echo detach-$((1+1))\r")
+			q.expect("detach-2")
 			q.send("\x10\x11")
 			q.wait()
 			time.Sleep(time.Second)
