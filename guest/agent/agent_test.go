@@ -396,7 +396,10 @@ func TestStreamsAndReconnect(t *testing.T) {
 	if err := attB.Wait(); err != nil || second.String() != "after-go\n" || first.Len() != 0 {
 		t.Fatalf("second attach: %v %q (first got %q)", err, second.String(), first.String())
 	}
-	c.Delete(ctx, "two")
+	c.Wait(ctx, "two") // output EOF can come before the exit is reaped
+	if err := c.Delete(ctx, "two"); err != nil {
+		t.Fatal(err)
+	}
 
 	// The host disconnects and reconnects: processes live on.
 	c.Close()
