@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -266,5 +267,14 @@ func TestRecoverUnknownBootAndBadEntries(t *testing.T) {
 	}
 	if j := journal(t, s2); len(j) != 0 {
 		t.Errorf("journal after recovery: %v", j)
+	}
+}
+
+// TestBootID: on Linux the journal's boot ID is the kernel's, so a process
+// crash (same boot) is told apart from a reboot.
+func TestBootID(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "linux" && len(readBootID()) < 32 {
+		t.Fatalf("boot ID %q: /proc/sys/kernel/random/boot_id unreadable", readBootID())
 	}
 }

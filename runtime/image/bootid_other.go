@@ -1,0 +1,5 @@
+//go:build !linux && !darwin
+
+package image
+
+func readBootID() string { return "" }
