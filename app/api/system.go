@@ -167,14 +167,6 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, info)
 }
 
-func memTotal() int64 {
-	var si unix.Sysinfo_t
-	if unix.Sysinfo(&si) != nil {
-		return 0
-	}
-	return int64(si.Totalram) * int64(si.Unit)
-}
-
 // legacyDiskUsage is the /system/df body for API < 1.52 (docker 28 and
 // older), built from moby's item types.
 type legacyDiskUsage struct {

@@ -1,0 +1,12 @@
+package api
+
+import "golang.org/x/sys/unix"
+
+// memTotal is the host's physical memory in bytes (0 if unknown).
+func memTotal() int64 {
+	n, err := unix.SysctlUint64("hw.memsize")
+	if err != nil {
+		return 0
+	}
+	return int64(n)
+}
