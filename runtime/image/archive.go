@@ -254,21 +254,24 @@ func (a *archive) blob(d v1.Hash, size int64) (*member, error) {
 
 // commit publishes a staged, verified member as blob d (a hard link, so a
 // member used twice is linked twice; the temp dir is removed afterwards).
-func (b *blobStore) commitStaged(m *member, d v1.Hash) error {
+// With p set the link is made unsynced and p syncs it later (durable.go).
+func (b *blobStore) commitStaged(m *member, d v1.Hash, p *unsynced) error {
 	if m.digest != d {
 		return fmt.Errorf("internal: committing %s as %s", m.digest, d)
 	}
 	if b.has(d) {
 		return nil
 	}
-	f, err := os.OpenFile(m.staged, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	err = syncData(f)
-	f.Close()
-	if err != nil {
-		return err
+	if p == nil {
+		f, err := os.OpenFile(m.staged, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		err = syncData(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
 	}
 	if err := os.Chmod(m.staged, 0o444); err != nil {
 		return err
@@ -278,6 +281,9 @@ func (b *blobStore) commitStaged(m *member, d v1.Hash) error {
 	}
 	if err := os.Link(m.staged, b.path(d)); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
+	}
+	if p != nil {
+		p.written(d)
 	}
 	return nil
 }

@@ -117,24 +117,8 @@ func BenchmarkPull(b *testing.B) {
 		return time.Since(t0)
 	}
 	runBerth := func(syncFirst bool) (pull, durable time.Duration) {
-		dir, err := os.MkdirTemp(scratch, "berth-")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-		root, err := dataroot.Open(filepath.Join(dir, "root"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		db, err := state.Open(root.StateDB())
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer db.Close()
-		s, err := New(db, root)
-		if err != nil {
-			b.Fatal(err)
-		}
+		s, done := benchStore(b, scratch)
+		defer done()
 		s.syncBeforeCommit = syncFirst
 		flush()
 		t0 := time.Now()
@@ -184,6 +168,31 @@ func BenchmarkPull(b *testing.B) {
 	b.ReportMetric(ratios[len(ratios)/2], "berth/crane_median")
 }
 
+// benchStore opens a store in a fresh data root under dir; done syncs,
+// closes and deletes it (see BenchmarkPull on why runs must not pile up).
+func benchStore(b *testing.B, dir string) (s *Store, done func()) {
+	dir, err := os.MkdirTemp(dir, "berth-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	root, err := dataroot.Open(filepath.Join(dir, "root"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := state.Open(root.StateDB())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if s, err = New(db, root); err != nil {
+		b.Fatal(err)
+	}
+	return s, func() {
+		s.Sync()
+		db.Close()
+		os.RemoveAll(dir)
+	}
+}
+
 // pullRounds is how many interleaved rounds BenchmarkPull runs
 // (BERTH_BENCH_ROUNDS, default 7).
 func pullRounds() int {
@@ -224,11 +233,15 @@ func BenchmarkLoad(b *testing.B) {
 	}
 	size := buf.Len()
 	buf = bytes.Buffer{}
+	scratch := b.TempDir()
 	b.ResetTimer()
 	var best time.Duration
 	for i := 0; i < b.N; i++ {
 		for round := 0; round < 3; round++ {
-			s, _ := newStore(b)
+			s, done := benchStore(b, scratch)
+			if err := syncFS(scratch); err != nil {
+				b.Fatal(err)
+			}
 			t0 := time.Now()
 			if _, err := s.LoadPath(context.Background(), archive, LoadOptions{}); err != nil {
 				b.Fatal(err)
@@ -236,6 +249,7 @@ func BenchmarkLoad(b *testing.B) {
 			if d := time.Since(t0); best == 0 || d < best {
 				best = d
 			}
+			done()
 		}
 	}
 	b.StopTimer()

@@ -303,3 +303,16 @@ func validHex(s string) bool {
 	}
 	return true
 }
+
+// absent returns the digests in ds (deduplicated) that are not stored.
+func (b *blobStore) absent(ds []v1.Hash) []v1.Hash {
+	seen := map[v1.Hash]bool{}
+	var out []v1.Hash
+	for _, d := range ds {
+		if !seen[d] && !b.has(d) {
+			out = append(out, d)
+		}
+		seen[d] = true
+	}
+	return out
+}

@@ -130,18 +130,35 @@ func (s *Store) loadStaged(ctx context.Context, a *archive, opts LoadOptions) ([
 	return s.commitPending(imgs)
 }
 
-// commitPending publishes blobs, then records all images in one transaction.
+// commitPending publishes blobs, then records all images in one
+// transaction. Like a pull, it publishes them unsynced under a journal
+// entry and syncs them in the background (durable.go).
 func (s *Store) commitPending(imgs []*pending) ([]Image, error) {
+	var missing []v1.Hash
+	for _, p := range imgs {
+		for d := range p.blobs {
+			missing = append(missing, d)
+		}
+		missing = append(missing, sha256Hash(p.config), sha256Hash(p.manifest))
+	}
+	var pend *unsynced
+	if missing = s.blobs.absent(missing); len(missing) > 0 {
+		var err error
+		if pend, err = s.beginUnsynced(missing); err != nil {
+			return nil, err
+		}
+		defer pend.finish()
+	}
 	for _, p := range imgs {
 		for d, m := range p.blobs {
-			if err := s.blobs.commitStaged(m, d); err != nil {
+			if err := s.blobs.commitStaged(m, d, pend); err != nil {
 				return nil, err
 			}
 		}
-		if _, err := s.blobs.putBytes(p.config); err != nil {
+		if _, err := s.blobs.putBytesTo(p.config, pend); err != nil {
 			return nil, err
 		}
-		if _, err := s.blobs.putBytes(p.manifest); err != nil {
+		if _, err := s.blobs.putBytesTo(p.manifest, pend); err != nil {
 			return nil, err
 		}
 	}

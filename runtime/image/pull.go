@@ -132,12 +132,7 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 	//
 	// Blobs are published without waiting for fsync: the journal entry
 	// made here covers them until their background syncs finish (durable.go).
-	var missing []v1.Hash
-	for _, d := range append(layerDigests(mf), mf.Config.Digest, mdigest) {
-		if !s.blobs.has(d) {
-			missing = append(missing, d)
-		}
-	}
+	missing := s.blobs.absent(append(layerDigests(mf), mf.Config.Digest, mdigest))
 	var pend *unsynced
 	if len(missing) > 0 {
 		if pend, err = s.beginUnsynced(missing); err != nil {
