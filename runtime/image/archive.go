@@ -80,7 +80,9 @@ func (a *archive) stageStream(r io.Reader) (*member, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &tempFile{f: f, h: sha256.New()}
+	// unsynced: no writeback hints; the commit journals the blob and
+	// syncs it after the images are recorded (durable.go).
+	t := &tempFile{f: f, h: sha256.New(), unsynced: true}
 	buf := make([]byte, 1<<20)
 	_, err = io.CopyBuffer(t, r, buf)
 	if cerr := f.Close(); err == nil {
