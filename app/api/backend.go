@@ -44,6 +44,13 @@ type Images interface {
 	Prune(ctx context.Context, danglingOnly bool, filters map[string][]string) (image.PruneReport, error)
 }
 
+// RootfsImporter is the optional part of Images behind `docker import`
+// (POST /images/create?fromSrc=-): a root filesystem tar (plain, gzip or
+// zstd) becomes a one-layer image named ref.
+type RootfsImporter interface {
+	Import(ctx context.Context, r io.Reader, ref string, progress func(jsonstream.Message)) error
+}
+
 // Events publishes engine events in moby's message shape
 // (runtime/container.Events: one bus for container, image and daemon events).
 type Events interface {

@@ -255,8 +255,23 @@ func (s *Server) imagePull(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	if q.Get("fromSrc") != "" {
-		return notImplemented("docker import is not supported by Berth yet: use docker load with an image tarball")
+	if src := q.Get("fromSrc"); src != "" {
+		imp, ok := is.(RootfsImporter)
+		if src != "-" || !ok {
+			return notImplemented("docker import from %s is not supported by Berth: import a root filesystem tar from a file (`docker import FILE NAME`)", src)
+		}
+		ref := q.Get("repo")
+		if tag := q.Get("tag"); tag != "" && ref != "" {
+			ref += ":" + tag
+		}
+		if ref == "" {
+			return badRequest("repo is required: Berth names every imported image (`docker import FILE NAME`)")
+		}
+		ps := newProgressStream(w)
+		if err := ps.rc.EnableFullDuplex(); err != nil {
+			return err
+		}
+		return ps.finish(imp.Import(r.Context(), r.Body, ref, ps.send))
 	}
 	ref := q.Get("fromImage")
 	if ref == "" {

@@ -178,7 +178,8 @@ func TestImageEndpointsBadInput(t *testing.T) {
 		code         int
 	}{
 		{"POST", "/images/create", 400},
-		{"POST", "/images/create?fromSrc=-", 501},
+		{"POST", "/images/create?fromSrc=-", 400}, // docker import needs a name
+		{"POST", "/images/create?fromSrc=http%3A%2F%2Fexample.com%2Fr.tar&repo=x", 501},
 		{"GET", "/images/get", 400},
 		{"GET", "/images/get?names=nosuch", 404},
 		{"POST", "/images/x/tag", 400},

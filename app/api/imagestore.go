@@ -402,6 +402,29 @@ func (s *ImageStore) Load(ctx context.Context, r io.Reader, progress func(jsonst
 	return nil
 }
 
+// Import makes a one-layer image from a root filesystem tar (docker import).
+func (s *ImageStore) Import(ctx context.Context, r io.Reader, ref string, progress func(jsonstream.Message)) error {
+	rec, err := s.Store.Import(ctx, r, ref, imgstore.ImportOptions{Progress: func(e imgstore.Event) {
+		m := jsonstream.Message{ID: e.ID, Status: e.Status}
+		if e.Total > 0 || e.Current > 0 {
+			m.Progress = &jsonstream.Progress{Current: e.Current, Total: e.Total}
+		}
+		progress(m)
+	}})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return badRequest("%v", err) // a bad name or not a root filesystem tar
+	}
+	id := imageID(rec)
+	s.publish(events.ActionImport, id, ref)
+	progress(jsonstream.Message{Status: id}) // what `docker import` prints
+	return nil
+}
+
+var _ RootfsImporter = (*ImageStore)(nil)
+
 func (s *ImageStore) Save(ctx context.Context, refs []string, w io.Writer) error {
 	return imageErr(s.Store.Save(ctx, w, refs, imgstore.FormatDocker))
 }
