@@ -116,6 +116,9 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 // Close stops every container gracefully and closes the database.
 func (e *Engine) Close(ctx context.Context) error {
 	err := e.Containers.Shutdown(ctx)
+	// Pulled blobs are published before they reach the disk; wait for their
+	// background sync so the next start has nothing to re-verify.
+	e.Images.Sync()
 	if cerr := e.DB.Close(); err == nil {
 		err = cerr
 	}

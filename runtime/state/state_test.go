@@ -1,10 +1,10 @@
 package state
 
 import (
+	"encoding/binary"
 	"errors"
 	"path/filepath"
 	"testing"
-	"encoding/binary"
 
 	bolt "go.etcd.io/bbolt"
 )
