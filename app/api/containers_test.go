@@ -32,6 +32,24 @@ func TestContainersBadInputAndConcurrency(t *testing.T) {
 		!strings.Contains(out, "Containers 1 0") {
 		t.Fatalf("system df with one created container:\n%s", out)
 	}
+	// The container's image is the image ID (config digest), as in Docker:
+	// inspect, ps and the ancestor filter agree with `docker images`.
+	imgID := strings.TrimSpace(d("image", "inspect", "-f", "{{.Id}}", img))
+	if got := strings.TrimSpace(d("inspect", "-f", "{{.Image}}", "first")); got != imgID {
+		t.Fatalf("container Image %q, image ID %q", got, imgID)
+	}
+	if ids := d("images", "--no-trunc", "-q"); !strings.Contains(ids, imgID) {
+		t.Fatalf("docker images --no-trunc -q = %q lacks %s", ids, imgID)
+	}
+	short := strings.TrimPrefix(imgID, "sha256:")[:12]
+	for _, anc := range []string{imgID, short, img} {
+		if out := d("ps", "-aq", "--no-trunc", "--filter", "ancestor="+anc); !strings.Contains(out, id) {
+			t.Errorf("ps --filter ancestor=%s misses the container: %q", anc, out)
+		}
+	}
+	if out := d("ps", "-aq", "--filter", "ancestor=0000000000ff"); strings.TrimSpace(out) != "" {
+		t.Errorf("ps --filter ancestor=<other ID> lists %q", out)
+	}
 	d("rename", "first", "second")
 	if out := d("inspect", "--format", "{{.Name}} {{index .Config.Labels \"k\"}} {{index .Config.Cmd 0}}", id[:12]); strings.TrimSpace(out) != "/second v echo" {
 		t.Fatalf("inspect after rename: %q", out)

@@ -195,7 +195,8 @@ func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request) error {
 		}
 		containers = cs
 	}
-	// An image is in use when a container was created from it.
+	// An image is in use when a container was created from it; both carry
+	// the image ID (the config digest).
 	used := map[string]int64{}
 	for _, c := range containers {
 		used[c.ImageID]++
@@ -204,9 +205,6 @@ func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request) error {
 	activeImages := int64(0)
 	for i := range images {
 		images[i].Containers = used[images[i].ID]
-		if d := images[i].Descriptor; d != nil {
-			images[i].Containers += used[d.Digest.String()] // containers that name the manifest
-		}
 		layers += images[i].Size
 		if images[i].Containers > 0 {
 			activeImages++

@@ -263,6 +263,11 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 		release()
 		return container.CreateResponse{}, fmt.Errorf("image %s: read config: %w", opts.Config.Image, err)
 	}
+	configID, err := img.ConfigName() // the image ID Docker shows
+	if err != nil {
+		release()
+		return container.CreateResponse{}, fmt.Errorf("image %s: config digest: %w", opts.Config.Image, err)
+	}
 	merged, err := mergeConfig(*opts.Config, cf.Config)
 	if err != nil {
 		release()
@@ -299,7 +304,7 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 	args := append(append([]string(nil), merged.Entrypoint...), merged.Cmd...)
 	r := record{
 		ID: id, Name: name, Created: time.Now().UTC(),
-		Config: merged, HostConfig: hc, ImageID: digest, Arch: arch, Kernel: kernel,
+		Config: merged, HostConfig: hc, ImageID: digest, ImageConfigID: configID.String(), Arch: arch, Kernel: kernel,
 		Path: args[0], Args: args[1:], CPUs: cpus, MemoryMiB: mib, Ports: ports,
 		State: container.StateCreated,
 	}
@@ -1048,6 +1053,7 @@ func (m *Manager) restore(ctx context.Context) error {
 		all = append(all, c)
 	}
 	m.mu.Unlock()
+	m.migrateImageConfigIDs(ctx, all)
 	var toStart []*ctr
 	for _, c := range all {
 		r := c.rec
@@ -1101,6 +1107,34 @@ func (m *Manager) restore(ctx context.Context) error {
 		}()
 	}
 	return nil
+}
+
+// migrateImageConfigIDs fills ImageConfigID of records written before it
+// existed, from the image they were created from (looked up by manifest
+// digest). A record whose image is gone keeps showing the manifest digest.
+func (m *Manager) migrateImageConfigIDs(ctx context.Context, all []*ctr) {
+	if m.cfg.Images == nil {
+		return
+	}
+	for _, c := range all {
+		m.mu.Lock()
+		r := c.rec
+		m.mu.Unlock()
+		if r.ImageConfigID != "" || r.ImageID == "" {
+			continue
+		}
+		img, _, err := m.cfg.Images.Resolve(ctx, r.ImageID, platformOf(r.Arch))
+		if err != nil {
+			continue
+		}
+		id, err := img.ConfigName()
+		if err != nil {
+			continue
+		}
+		if err := m.setState(c, func(r *record) { r.ImageConfigID = id.String() }); err != nil {
+			m.log.Warn("record image ID", "id", r.ID, "err", err)
+		}
+	}
 }
 
 func (m *Manager) shutdown(ctx context.Context) error {

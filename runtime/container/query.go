@@ -94,6 +94,27 @@ func (m *Manager) endpoint(r *record) *network.EndpointSettings {
 	return ep
 }
 
+// isAncestor is the ancestor filter without the image store: the image name
+// as given at create (with or without ":latest"), the image ID (full, or a
+// prefix of at least 4 hex digits, with or without "sha256:"), or the
+// manifest digest.
+func isAncestor(r *record, v string) bool {
+	switch {
+	case v == "":
+		return false
+	case r.Config.Image == v, r.Config.Image == v+":latest", r.Config.Image+":latest" == v:
+		return true
+	case v == r.ImageID, v == r.dockerImageID():
+		return true
+	}
+	hex := strings.TrimPrefix(v, "sha256:")
+	id := strings.TrimPrefix(r.dockerImageID(), "sha256:")
+	if len(hex) < 4 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return false
+	}
+	return strings.HasPrefix(id, hex)
+}
+
 func matchFilters(r *record, f map[string][]string) (bool, error) {
 	for key, vals := range f {
 		if len(vals) == 0 {
@@ -111,7 +132,7 @@ func matchFilters(r *record, f map[string][]string) (bool, error) {
 			case "exited":
 				ok = ok || (r.State == container.StateExited && strconv.Itoa(r.ExitCode) == v)
 			case "ancestor":
-				ok = ok || r.Config.Image == v || r.ImageID == v
+				ok = ok || isAncestor(r, v)
 			case "label":
 				k, val, hasVal := strings.Cut(v, "=")
 				got, has := r.Config.Labels[k]
@@ -169,7 +190,7 @@ func (m *Manager) list(ctx context.Context, o ListOptions) ([]container.Summary,
 			continue
 		}
 		s := container.Summary{
-			ID: r.ID, Names: []string{"/" + r.Name}, Image: r.Config.Image, ImageID: r.ImageID,
+			ID: r.ID, Names: []string{"/" + r.Name}, Image: r.Config.Image, ImageID: r.dockerImageID(),
 			Command: commandLine(r), Created: r.Created.Unix(), Ports: portSummaries(r),
 			Labels: r.Config.Labels, State: r.State, Status: status(r, now), Mounts: []container.MountPoint{},
 		}
@@ -224,7 +245,7 @@ func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectRes
 			Dead: r.State == container.StateDead, Pid: r.GuestPID, ExitCode: r.ExitCode, Error: r.Error,
 			StartedAt: rfc3339(r.StartedAt), FinishedAt: rfc3339(r.FinishedAt),
 		},
-		Image: r.ImageID, LogPath: c.log.Path(), Name: "/" + r.Name, RestartCount: r.RestartCount,
+		Image: r.dockerImageID(), LogPath: c.log.Path(), Name: "/" + r.Name, RestartCount: r.RestartCount,
 		Driver: "ext4", Platform: "linux", ExecIDs: execIDs, HostConfig: &hc, Mounts: []container.MountPoint{},
 		Config: &cfg,
 		NetworkSettings: &container.NetworkSettings{

@@ -29,14 +29,19 @@ type record struct {
 	// runs with; HostConfig as requested.
 	Config     container.Config     `json:"config"`
 	HostConfig container.HostConfig `json:"hostConfig"`
-	ImageID    string               `json:"imageId"` // manifest digest
-	Arch       string               `json:"arch"`
-	Kernel     string               `json:"kernel,omitempty"` // per-container override
-	Path       string               `json:"path"`
-	Args       []string             `json:"args"`
-	CPUs       int                  `json:"cpus"`
-	MemoryMiB  int                  `json:"memoryMiB"`
-	Ports      []portfwd.Binding    `json:"ports,omitempty"`
+	// ImageID is the image's manifest digest: the key of its rootfs
+	// snapshot and of the image store's InUse hook. Docker shows the image
+	// ID instead (the config digest), ImageConfigID; records written before
+	// that field existed get it in Restore (see migrateImageConfigIDs).
+	ImageID       string            `json:"imageId"`
+	ImageConfigID string            `json:"imageConfigId,omitempty"`
+	Arch          string            `json:"arch"`
+	Kernel        string            `json:"kernel,omitempty"` // per-container override
+	Path          string            `json:"path"`
+	Args          []string          `json:"args"`
+	CPUs          int               `json:"cpus"`
+	MemoryMiB     int               `json:"memoryMiB"`
+	Ports         []portfwd.Binding `json:"ports,omitempty"`
 
 	State        container.ContainerState `json:"state"`
 	ExitCode     int                      `json:"exitCode"`
@@ -53,6 +58,16 @@ type record struct {
 	// ran once. ManuallyStopped: stopped by the user (unless-stopped).
 	HasBeenStarted  bool `json:"hasBeenStarted"`
 	ManuallyStopped bool `json:"manuallyStopped"`
+}
+
+// dockerImageID is the image ID Docker shows for the container (inspect's
+// Image, ps's ImageID): the config digest, or the manifest digest for an
+// old record whose image was gone before it could be migrated.
+func (r *record) dockerImageID() string {
+	if r.ImageConfigID != "" {
+		return r.ImageConfigID
+	}
+	return r.ImageID
 }
 
 func (m *Manager) put(r *record) error {
