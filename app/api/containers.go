@@ -180,15 +180,8 @@ func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
+	// A --rm container that fails to start is removed by the manager.
 	if err := cs.Start(r.Context(), id); err != nil {
-		// Like dockerd: a --rm container that failed to start is removed,
-		// which is what `docker run --rm` waits for before it exits.
-		if c, ierr := cs.Inspect(context.WithoutCancel(r.Context()), id); ierr == nil &&
-			c.HostConfig != nil && c.HostConfig.AutoRemove && (c.State == nil || !c.State.Running) {
-			if rerr := cs.Remove(context.WithoutCancel(r.Context()), id, ctrs.RemoveOptions{Force: true}); rerr != nil && !errors.Is(rerr, ctrs.ErrNotFound) {
-				s.opts.Logf("api: removing --rm container %s after failed start: %v", id, rerr)
-			}
-		}
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -48,6 +48,23 @@ func TestDockerCLIEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("run --rm with a bad command: 127, removed, prompt", func(t *testing.T) {
+		done := make(chan cliResult, 1)
+		go func() { done <- docker(t, sock, nil, "run", "--rm", "--name", "badcmd", img, "/no/such/binary") }()
+		var r cliResult
+		select {
+		case r = <-done:
+		case <-time.After(3 * time.Minute):
+			t.Fatal("docker run --rm with a bad command hangs")
+		}
+		if r.Code != 127 || !strings.Contains(r.Stderr, "no such file") {
+			t.Fatalf("exit %d stderr %q; want 127 and the start error", r.Code, r.Stderr)
+		}
+		if out := d("ps", "-a", "--filter", "name=badcmd", "-q"); strings.TrimSpace(out) != "" {
+			t.Fatalf("--rm container left after a failed start: %q", out)
+		}
+	})
+
 	port := freePort(t)
 	t.Run("web", func(t *testing.T) {
 		// events, started before anything happens to web, read at the end.

@@ -349,7 +349,20 @@ func (m *Manager) start(ctx context.Context, ref string) error {
 	m.mu.Unlock()
 	// A client that hangs up mid-start does not abort the boot half-way:
 	// the container either starts or records why it did not.
-	return m.boot(context.WithoutCancel(ctx), c)
+	err = m.boot(context.WithoutCancel(ctx), c)
+	m.mu.Lock()
+	failed := err != nil && c.run == nil
+	autoRemove := c.rec.HostConfig.AutoRemove
+	m.mu.Unlock()
+	if failed && autoRemove {
+		// Like dockerd: a --rm container that failed to start is removed
+		// (destroy event), which `docker run --rm` waits for before it
+		// exits with the start error.
+		if derr := m.destroy(c); derr != nil {
+			m.log.Error("remove --rm container after failed start", "id", c.rec.ID, "err", derr)
+		}
+	}
+	return err
 }
 
 func (m *Manager) cancelRestart(c *ctr) {

@@ -3,11 +3,13 @@ package container
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 
 	"github.com/berth-dev/berth/runtime/dataroot"
 	"github.com/berth-dev/berth/runtime/state"
@@ -73,5 +75,72 @@ func TestRestoreAppliesRestartPolicies(t *testing.T) {
 		if tried != c.started {
 			t.Errorf("%s: restart attempted %v, want %v (state %+v)", c.name, tried, c.started, ins.State)
 		}
+	}
+}
+
+// A --rm container whose start fails is removed by the manager (destroy
+// event, "removed" waiters released), so `docker run --rm` ends promptly
+// with the start error; one without --rm stays, with the error recorded.
+func TestAutoRemoveAfterFailedStart(t *testing.T) {
+	root, _ := dataroot.Open(t.TempDir())
+	db, err := state.Open(root.StateDB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := Config{DB: db, Root: root, Kernels: noKernel{}}
+	m, _ := New(cfg)
+	for name, rm := range map[string]bool{"rm": true, "keep": false} {
+		r := &record{ID: newID(), Name: name, Created: time.Now(), State: container.StateCreated,
+			HostConfig: container.HostConfig{AutoRemove: rm}, Arch: "amd64", CPUs: 1, MemoryMiB: 128}
+		os.MkdirAll(root.Container(r.ID), 0o700)
+		if err := m.put(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, _ = New(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := m.Lookup("rm")
+	evs := m.Subscribe(ctx, time.Time{})
+	removed, err := m.Wait(ctx, "rm", container.WaitConditionRemoved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx, "rm"); err == nil || !strings.Contains(err.Error(), "no kernel in this test") {
+		t.Fatalf("start: %v, want the boot error", err)
+	}
+	select {
+	case <-removed:
+	case <-ctx.Done():
+		t.Fatal("wait condition=removed never returned")
+	}
+	if _, err := m.Inspect(ctx, "rm"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("--rm container still there: %v", err)
+	}
+	if _, err := os.Stat(root.Container(id)); !os.IsNotExist(err) {
+		t.Errorf("its directory is left: %v", err)
+	}
+	for ev := range evs {
+		if ev.Actor.ID == id && ev.Action == events.ActionDestroy {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("no destroy event")
+	}
+	if err := m.Start(ctx, "keep"); err == nil {
+		t.Fatal("start without a kernel succeeded")
+	}
+	ins, err := m.Inspect(ctx, "keep")
+	if err != nil || !strings.Contains(ins.State.Error, "no kernel") {
+		t.Fatalf("container without --rm: %+v %v", ins.State, err)
+	}
+	m2, _ := New(cfg)
+	if _, err := m2.Inspect(ctx, "rm"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("--rm record survived a reopen: %v", err)
 	}
 }
