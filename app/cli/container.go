@@ -26,8 +26,23 @@ import (
 	"github.com/berth-dev/berth/runtime/portfwd"
 )
 
-// engineClient connects to the running engine's socket (Globals.Client).
-func engineClient(g *Globals) (*client.Client, error) { return g.Client() }
+// withEngine runs fn with a client of the running engine (Globals.Client),
+// closed when fn returns; without an engine it returns ErrNoEngine.
+func withEngine(g *Globals, fn func(cli *client.Client) error) error {
+	cli, err := g.Client()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	return fn(cli)
+}
+
+// onEngine is a RunE for a command that is one call of the engine's API.
+func onEngine(g *Globals, run func(cmd *cobra.Command, args []string, cli *client.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		return withEngine(g, func(cli *client.Client) error { return run(cmd, args, cli) })
+	}
+}
 
 // createFlags are the flags `run` and `create` share (Docker's names).
 type createFlags struct {

@@ -38,33 +38,30 @@ func runCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
 			if f.tty {
 				opts.HostConfig.ConsoleSize = [2]uint{}
 				if sz := terminalSize(); sz != nil {
 					opts.HostConfig.ConsoleSize = *sz
 				}
 			}
-			id, err := createContainer(ctx, cli, opts, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if detach {
-				if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+			return withEngine(g, func(cli *client.Client) error {
+				ctx := cmd.Context()
+				if ctx == nil {
+					ctx = context.Background()
+				}
+				id, err := createContainer(ctx, cli, opts, cmd.ErrOrStderr())
+				if err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), id)
-				return nil
-			}
-			return runAttached(ctx, cmd, cli, id, f)
+				if detach {
+					if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+						return err
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), id)
+					return nil
+				}
+				return runAttached(ctx, cmd, cli, id, f)
+			})
 		},
 	}
 	f.add(cmd)
@@ -102,31 +99,10 @@ func runAttached(ctx context.Context, cmd *cobra.Command, cli *client.Client, id
 		}
 		return ExitError{Code: 125}
 	}
-	restore := func() {}
-	if f.tty && f.interactive {
-		restore = rawTerminal()
-	}
-	defer restore()
-	if f.tty {
-		rctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		forwardResizes(rctx, func(h, w uint) {
-			cli.ContainerResize(rctx, id, client.ContainerResizeOptions{Height: h, Width: w})
-		})
-	}
-	if f.interactive {
-		go func() {
-			io.Copy(att.Conn, os.Stdin)
-			att.CloseWrite()
-		}()
-	}
-	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	if f.tty {
-		io.Copy(out, att.Reader)
-	} else {
-		stdcopy.StdCopy(out, errOut, att.Reader)
-	}
-	restore()
+	stream(ctx, cmd, att.HijackedResponse, f.tty, f.interactive, func(ctx context.Context, h, w uint) {
+		cli.ContainerResize(ctx, id, client.ContainerResizeOptions{Height: h, Width: w})
+	})
+	errOut := cmd.ErrOrStderr()
 	select {
 	case res := <-wait.Result:
 		if res.Error != nil && res.Error.Message != "" {
@@ -141,6 +117,33 @@ func runAttached(ctx context.Context, cmd *cobra.Command, cli *client.Client, id
 	}
 }
 
+// stream joins an attached session (run, start -a, exec) to this terminal
+// until its output ends: stdout/stderr out, stdin in when interactive and,
+// for a tty, the terminal raw and its size forwarded through resize.
+func stream(ctx context.Context, cmd *cobra.Command, att client.HijackedResponse, tty, interactive bool, resize func(ctx context.Context, h, w uint)) {
+	restore := func() {}
+	if tty && interactive {
+		restore = rawTerminal()
+	}
+	defer restore()
+	if tty {
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		forwardResizes(rctx, func(h, w uint) { resize(rctx, h, w) })
+	}
+	if interactive {
+		go func() {
+			io.Copy(att.Conn, os.Stdin)
+			att.CloseWrite()
+		}()
+	}
+	if tty {
+		io.Copy(cmd.OutOrStdout(), att.Reader)
+	} else {
+		stdcopy.StdCopy(cmd.OutOrStdout(), cmd.ErrOrStderr(), att.Reader)
+	}
+}
+
 func createCmd(g *Globals) *cobra.Command {
 	var f createFlags
 	cmd := &cobra.Command{
@@ -152,17 +155,14 @@ func createCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			id, err := createContainer(cmd.Context(), cli, opts, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), id)
-			return nil
+			return withEngine(g, func(cli *client.Client) error {
+				id, err := createContainer(cmd.Context(), cli, opts, cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), id)
+				return nil
+			})
 		},
 	}
 	f.add(cmd)
@@ -187,18 +187,26 @@ func each(cmd *cobra.Command, args []string, fn func(ctx context.Context, ref st
 	return nil
 }
 
+// eachCmd is a command that makes one engine call per container argument
+// (see each).
+func eachCmd(g *Globals, use, short string, do func(ctx context.Context, cli *client.Client, ref string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: onEngine(g, func(cmd *cobra.Command, args []string, cli *client.Client) error {
+			return each(cmd, args, func(ctx context.Context, ref string) error { return do(ctx, cli, ref) })
+		}),
+	}
+}
+
 func startCmd(g *Globals) *cobra.Command {
 	var attach bool
 	cmd := &cobra.Command{
 		Use:   "start [-a] CONTAINER...",
 		Short: "Start stopped containers",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
+		RunE: onEngine(g, func(cmd *cobra.Command, args []string, cli *client.Client) error {
 			if attach {
 				if len(args) != 1 {
 					return errors.New("start -a takes exactly one container")
@@ -214,7 +222,7 @@ func startCmd(g *Globals) *cobra.Command {
 				_, err := cli.ContainerStart(ctx, ref, client.ContainerStartOptions{})
 				return err
 			})
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach stdout/stderr and exit with the container's status")
 	return cmd
@@ -223,30 +231,21 @@ func startCmd(g *Globals) *cobra.Command {
 func stopCmd(g *Globals, verb string) *cobra.Command {
 	var signal string
 	var timeout int
-	cmd := &cobra.Command{
-		Use:   verb + " [flags] CONTAINER...",
-		Short: map[string]string{"stop": "Stop containers (signal, grace period, then kill; the VM powers off)", "restart": "Restart containers"}[verb],
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
+	var cmd *cobra.Command
+	cmd = eachCmd(g, verb+" [flags] CONTAINER...",
+		map[string]string{"stop": "Stop containers (signal, grace period, then kill; the VM powers off)", "restart": "Restart containers"}[verb],
+		func(ctx context.Context, cli *client.Client, ref string) error {
 			var t *int
 			if cmd.Flags().Changed("timeout") {
 				t = &timeout
 			}
-			return each(cmd, args, func(ctx context.Context, ref string) error {
-				if verb == "stop" {
-					_, err := cli.ContainerStop(ctx, ref, client.ContainerStopOptions{Signal: signal, Timeout: t})
-					return err
-				}
-				_, err := cli.ContainerRestart(ctx, ref, client.ContainerRestartOptions{Signal: signal, Timeout: t})
+			if verb == "stop" {
+				_, err := cli.ContainerStop(ctx, ref, client.ContainerStopOptions{Signal: signal, Timeout: t})
 				return err
-			})
-		},
-	}
+			}
+			_, err := cli.ContainerRestart(ctx, ref, client.ContainerRestartOptions{Signal: signal, Timeout: t})
+			return err
+		})
 	cmd.Flags().StringVarP(&signal, "signal", "s", "", "signal to send first (default: the container's stop signal, SIGTERM)")
 	cmd.Flags().IntVarP(&timeout, "timeout", "t", 10, "seconds to wait before killing")
 	return cmd
@@ -254,44 +253,22 @@ func stopCmd(g *Globals, verb string) *cobra.Command {
 
 func killCmd(g *Globals) *cobra.Command {
 	var signal string
-	cmd := &cobra.Command{
-		Use:   "kill [-s SIGNAL] CONTAINER...",
-		Short: "Send a signal (default SIGKILL) to containers' main process",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			return each(cmd, args, func(ctx context.Context, ref string) error {
-				_, err := cli.ContainerKill(ctx, ref, client.ContainerKillOptions{Signal: signal})
-				return err
-			})
-		},
-	}
+	cmd := eachCmd(g, "kill [-s SIGNAL] CONTAINER...", "Send a signal (default SIGKILL) to containers' main process",
+		func(ctx context.Context, cli *client.Client, ref string) error {
+			_, err := cli.ContainerKill(ctx, ref, client.ContainerKillOptions{Signal: signal})
+			return err
+		})
 	cmd.Flags().StringVarP(&signal, "signal", "s", "KILL", "signal to send")
 	return cmd
 }
 
 func rmCmd(g *Globals) *cobra.Command {
 	var force bool
-	cmd := &cobra.Command{
-		Use:   "rm [-f] CONTAINER...",
-		Short: "Remove containers (their disk, logs and records)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			return each(cmd, args, func(ctx context.Context, ref string) error {
-				_, err := cli.ContainerRemove(ctx, ref, client.ContainerRemoveOptions{Force: force})
-				return err
-			})
-		},
-	}
+	cmd := eachCmd(g, "rm [-f] CONTAINER...", "Remove containers (their disk, logs and records)",
+		func(ctx context.Context, cli *client.Client, ref string) error {
+			_, err := cli.ContainerRemove(ctx, ref, client.ContainerRemoveOptions{Force: force})
+			return err
+		})
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
 	return cmd
 }
@@ -303,12 +280,7 @@ func psCmd(g *Globals) *cobra.Command {
 		Use:   "ps [-a] [-q]",
 		Short: "List containers",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
+		RunE: onEngine(g, func(cmd *cobra.Command, args []string, cli *client.Client) error {
 			fl := client.Filters{}
 			for _, f := range filters {
 				k, v, _ := strings.Cut(f, "=")
@@ -336,7 +308,7 @@ func psCmd(g *Globals) *cobra.Command {
 					units.HumanDuration(time.Since(time.Unix(c.Created, 0))), c.Status, formatPorts(c.Ports), strings.TrimPrefix(strings.Join(c.Names, ","), "/"))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "show stopped containers too")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only IDs")
@@ -373,12 +345,7 @@ func execCmd(g *Globals) *cobra.Command {
 		Use:   "exec [flags] CONTAINER COMMAND [ARG...]",
 		Short: "Run a command in a running container",
 		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
+		RunE: onEngine(g, func(cmd *cobra.Command, args []string, cli *client.Client) error {
 			ctx := cmd.Context()
 			opts := client.ExecCreateOptions{
 				User: user, TTY: tty, AttachStdin: interactive, AttachStdout: !detach, AttachStderr: !detach,
@@ -402,30 +369,9 @@ func execCmd(g *Globals) *cobra.Command {
 				return err
 			}
 			defer att.Close()
-			restore := func() {}
-			if tty && interactive {
-				restore = rawTerminal()
-			}
-			defer restore()
-			if tty {
-				rctx, cancel := context.WithCancel(ctx)
-				defer cancel()
-				forwardResizes(rctx, func(h, w uint) {
-					cli.ExecResize(rctx, ex.ID, client.ExecResizeOptions{Height: h, Width: w})
-				})
-			}
-			if interactive {
-				go func() {
-					io.Copy(att.Conn, os.Stdin)
-					att.CloseWrite()
-				}()
-			}
-			if tty {
-				io.Copy(cmd.OutOrStdout(), att.Reader)
-			} else {
-				stdcopy.StdCopy(cmd.OutOrStdout(), cmd.ErrOrStderr(), att.Reader)
-			}
-			restore()
+			stream(ctx, cmd, att.HijackedResponse, tty, interactive, func(ctx context.Context, h, w uint) {
+				cli.ExecResize(ctx, ex.ID, client.ExecResizeOptions{Height: h, Width: w})
+			})
 			var code int
 			for i := 0; i < 100; i++ { // the exit code lands right after the stream ends
 				res, err := cli.ExecInspect(context.Background(), ex.ID, client.ExecInspectOptions{})
@@ -442,7 +388,7 @@ func execCmd(g *Globals) *cobra.Command {
 				return ExitError{Code: code}
 			}
 			return nil
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.SetInterspersed(false)
@@ -463,12 +409,7 @@ func logsCmd(g *Globals) *cobra.Command {
 		Use:   "logs [-f] [-t] [--tail N] CONTAINER",
 		Short: "Show a container's output",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
+		RunE: onEngine(g, func(cmd *cobra.Command, args []string, cli *client.Client) error {
 			info, err := cli.ContainerInspect(cmd.Context(), args[0], client.ContainerInspectOptions{})
 			if err != nil {
 				return err
@@ -486,7 +427,7 @@ func logsCmd(g *Globals) *cobra.Command {
 				_, err = stdcopy.StdCopy(cmd.OutOrStdout(), cmd.ErrOrStderr(), rc)
 			}
 			return err
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the container stops")
 	cmd.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "prefix each line with its time")
@@ -501,12 +442,7 @@ func inspectCmd(g *Globals) *cobra.Command {
 		Use:   "inspect CONTAINER...",
 		Short: "Show containers' full configuration and state as JSON (IP address under NetworkSettings)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
+		RunE: onEngine(g, func(cmd *cobra.Command, args []string, cli *client.Client) error {
 			var all []json.RawMessage
 			var firstErr error
 			for _, ref := range args {
@@ -527,7 +463,7 @@ func inspectCmd(g *Globals) *cobra.Command {
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), string(data))
 			return firstErr
-		},
+		}),
 	}
 }
 
@@ -536,12 +472,7 @@ func waitCmd(g *Globals) *cobra.Command {
 		Use:   "wait CONTAINER...",
 		Short: "Wait for containers to stop and print their exit codes",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
+		RunE: onEngine(g, func(cmd *cobra.Command, args []string, cli *client.Client) error {
 			var failed bool
 			for _, ref := range args {
 				w := cli.ContainerWait(cmd.Context(), ref, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
@@ -557,7 +488,7 @@ func waitCmd(g *Globals) *cobra.Command {
 				return ExitError{Code: 1}
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -567,12 +498,7 @@ func statsCmd(g *Globals) *cobra.Command {
 		Use:   "stats [--no-stream] CONTAINER...",
 		Short: "Show containers' CPU, memory, network and disk use",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
+		RunE: onEngine(g, func(cmd *cobra.Command, args []string, cli *client.Client) error {
 			out := cmd.OutOrStdout()
 			for {
 				tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
@@ -603,7 +529,7 @@ func statsCmd(g *Globals) *cobra.Command {
 				case <-time.After(time.Second):
 				}
 			}
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&noStream, "no-stream", false, "print one sample and exit")
 	return cmd
@@ -641,12 +567,7 @@ func portCmd(g *Globals) *cobra.Command {
 		Use:   "port CONTAINER [PORT]",
 		Short: "List a container's published ports",
 		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := engineClient(g)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
+		RunE: onEngine(g, func(cmd *cobra.Command, args []string, cli *client.Client) error {
 			res, err := cli.ContainerInspect(cmd.Context(), args[0], client.ContainerInspectOptions{})
 			if err != nil {
 				return err
@@ -666,6 +587,6 @@ func portCmd(g *Globals) *cobra.Command {
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), strings.Join(lines, "\n"))
 			return nil
-		},
+		}),
 	}
 }
