@@ -43,21 +43,13 @@ type pending struct {
 // Everything is verified before anything is stored: on any error the store
 // is unchanged.
 func (s *Store) Load(ctx context.Context, r io.Reader, opts LoadOptions) ([]Image, error) {
-	s.gc.RLock()
-	defer s.gc.RUnlock()
-	a, err := newArchive(s.blobs.tmp)
+	st, err := s.openStaging(ctx, r, opts.Progress, opts.Total)
 	if err != nil {
 		return nil, err
 	}
-	defer a.close()
-	rep := newReporter(opts.Progress)
-	in := &countingReader{r: ctxReader{ctx, r}}
-	dr, _, err := decompressor(in, s.MaxExpansion)
-	if err != nil {
-		return nil, tarError(err)
-	}
-	defer dr.Close()
-	err = a.readTar(dr, func(int64) { rep.emit(Event{Status: StatusLoading, Current: in.n, Total: opts.Total}) })
+	defer st.close()
+	a := st.a
+	err = a.readTar(st.dr, func(int64) { st.progress() })
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("load interrupted: %w", ctx.Err())
@@ -343,11 +335,7 @@ func (s *Store) planOCIDescriptor(a *archive, d v1.Descriptor, plat v1.Platform,
 		if depth > 4 {
 			return nil, errors.New("corrupt OCI archive: indexes nested too deep")
 		}
-		m, err := a.blob(d.Digest, d.Size)
-		if err != nil {
-			return nil, missing("index.json", err)
-		}
-		raw, err := os.ReadFile(m.staged)
+		raw, err := a.readBlob(d.Digest, d.Size, "index.json")
 		if err != nil {
 			return nil, err
 		}
@@ -371,11 +359,7 @@ func (s *Store) planOCIDescriptor(a *archive, d v1.Descriptor, plat v1.Platform,
 }
 
 func (s *Store) planOCIManifest(a *archive, d v1.Descriptor) (*pending, error) {
-	mm, err := a.blob(d.Digest, d.Size)
-	if err != nil {
-		return nil, missing("index.json", err)
-	}
-	raw, err := os.ReadFile(mm.staged)
+	raw, err := a.readBlob(d.Digest, d.Size, "index.json")
 	if err != nil {
 		return nil, err
 	}
@@ -389,11 +373,7 @@ func (s *Store) planOCIManifest(a *archive, d v1.Descriptor) (*pending, error) {
 	if err := checkManifest(mf); err != nil {
 		return nil, err
 	}
-	cm, err := a.blob(mf.Config.Digest, mf.Config.Size)
-	if err != nil {
-		return nil, missing("a manifest", err)
-	}
-	cfgRaw, err := os.ReadFile(cm.staged)
+	cfgRaw, err := a.readBlob(mf.Config.Digest, mf.Config.Size, "a manifest")
 	if err != nil {
 		return nil, err
 	}
@@ -445,6 +425,16 @@ func mergePending(list []*pending, p *pending) []*pending {
 	return append(list, p)
 }
 
+// readBlob reads a staged blob; by names what refers to it, for the error
+// when the archive lacks it.
+func (a *archive) readBlob(h v1.Hash, size int64, by string) ([]byte, error) {
+	m, err := a.blob(h, size)
+	if err != nil {
+		return nil, missing(by, err)
+	}
+	return os.ReadFile(m.staged)
+}
+
 func missing(by string, err error) error {
 	if errors.Is(err, errMissingMember) {
 		return fmt.Errorf("corrupt archive: %s names a file the archive lacks (%s)", by, strings.TrimPrefix(err.Error(), errMissingMember.Error()+": "))
@@ -455,6 +445,48 @@ func missing(by string, err error) error {
 func sha256Hash(b []byte) v1.Hash {
 	sum := sha256.Sum256(b)
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+}
+
+// staging is one load's or import's input: r decompressed (plain, gzip or
+// zstd, detected) and the archive its files are staged in.
+type staging struct {
+	s     *Store
+	a     *archive
+	dr    io.ReadCloser
+	in    *countingReader // counts r's (compressed) bytes for progress
+	rep   *reporter
+	total int64
+}
+
+// openStaging starts staging r; reads fail once ctx is done. Until it is
+// closed it holds the store's GC read lock, so no prune runs while the
+// staged blobs are committed. The caller closes it.
+func (s *Store) openStaging(ctx context.Context, r io.Reader, progress ProgressFunc, total int64) (*staging, error) {
+	s.gc.RLock()
+	a, err := newArchive(s.blobs.tmp)
+	if err != nil {
+		s.gc.RUnlock()
+		return nil, err
+	}
+	in := &countingReader{r: ctxReader{ctx, r}}
+	dr, _, err := decompressor(in, s.MaxExpansion)
+	if err != nil {
+		a.close()
+		s.gc.RUnlock()
+		return nil, tarError(err)
+	}
+	return &staging{s: s, a: a, dr: dr, in: in, rep: newReporter(progress), total: total}, nil
+}
+
+// progress reports how much of the input has been read.
+func (st *staging) progress() {
+	st.rep.emit(Event{Status: StatusLoading, Current: st.in.n, Total: st.total})
+}
+
+func (st *staging) close() {
+	st.dr.Close()
+	st.a.close()
+	st.s.gc.RUnlock()
 }
 
 type ctxReader struct {
@@ -487,20 +519,12 @@ func (s *Store) Import(ctx context.Context, r io.Reader, tag string, opts Import
 	if opts.Platform != nil {
 		plat = *opts.Platform
 	}
-	s.gc.RLock()
-	defer s.gc.RUnlock()
-	a, err := newArchive(s.blobs.tmp)
+	st, err := s.openStaging(ctx, r, opts.Progress, opts.Total)
 	if err != nil {
 		return nil, err
 	}
-	defer a.close()
-	rep := newReporter(opts.Progress)
-	in := &countingReader{r: ctxReader{ctx, r}}
-	dr, _, err := decompressor(in, s.MaxExpansion)
-	if err != nil {
-		return nil, tarError(err)
-	}
-	defer dr.Close()
+	defer st.close()
+	a, dr := st.a, st.dr
 
 	// Stage the stream as the layer while walking it as a tar, so a file
 	// that is not a tar (or is damaged) is refused.
@@ -513,9 +537,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, tag string, opts Import
 		pr.CloseWithError(err)
 		staged <- err
 	}()
-	walkErr := walkRootfs(io.TeeReader(dr, pw), func() {
-		rep.emit(Event{Status: StatusLoading, Current: in.n, Total: opts.Total})
-	})
+	walkErr := walkRootfs(io.TeeReader(dr, pw), st.progress)
 	if walkErr == nil {
 		_, walkErr = io.Copy(pw, dr) // the tar's trailing padding
 	}
