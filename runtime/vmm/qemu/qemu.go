@@ -450,7 +450,7 @@ func oneLine(s string) string {
 
 // ConsoleTail returns the last n lines this boot wrote to the console log.
 func (m *Machine) ConsoleTail(n int) []string {
-	return consoleTail(m.cfg.ConsoleLog, m.consoleStart, n)
+	return vmm.ConsoleTail(m.cfg.ConsoleLog, m.consoleStart, n)
 }
 
 func (m *Machine) consoleTailText() string {

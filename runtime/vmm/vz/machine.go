@@ -1,13 +1,10 @@
 package vz
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -239,48 +236,9 @@ func dialRetry(ctx context.Context, done <-chan struct{}, try func() (net.Conn, 
 // tailNote formats the console log's last lines for an error message, or ""
 // when there is nothing to show.
 func tailNote(path string) string {
-	lines := consoleTail(path, 8, 64<<10)
+	lines := vmm.ConsoleTail(path, 0, 8)
 	if len(lines) == 0 {
 		return ""
 	}
 	return "; last console lines:\n  " + strings.Join(lines, "\n  ")
-}
-
-// consoleTail returns up to n last non-empty lines of the file, reading at
-// most max bytes from its end.
-func consoleTail(path string, n int, max int64) []string {
-	if path == "" {
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil
-	}
-	off := st.Size() - max
-	if off < 0 {
-		off = 0
-	}
-	buf, err := io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
-	if err != nil {
-		return nil
-	}
-	buf = bytes.ReplaceAll(buf, []byte("\r"), nil)
-	var out []string
-	for _, l := range strings.Split(string(buf), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	if off > 0 && len(out) > 0 {
-		out = out[1:] // the first line was cut by the read window
-	}
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	return out
 }

@@ -265,28 +265,13 @@ func TestAgentBackoff(t *testing.T) {
 	}
 }
 
-func TestConsoleTail(t *testing.T) {
+func TestTailNote(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "log")
-	var b strings.Builder
-	for i := 0; i < 100; i++ {
-		b.WriteString("line ")
-		b.WriteString(strings.Repeat("x", i%7))
-		b.WriteString("\n")
+	os.WriteFile(p, []byte(strings.Repeat("early\n", 20)+"panic: no init\n\n"), 0o644)
+	if got := tailNote(p); !strings.HasSuffix(got, "\n  early\n  panic: no init") || strings.Count(got, "\n  ") != 8 {
+		t.Fatalf("note %q", got)
 	}
-	b.WriteString("final\n\n")
-	os.WriteFile(p, []byte(b.String()), 0o644)
-	got := consoleTail(p, 3, 1<<20)
-	if len(got) != 3 || got[2] != "final" {
-		t.Fatalf("got %q", got)
-	}
-	// A small window drops the partial first line.
-	got = consoleTail(p, 100, 20)
-	for _, l := range got {
-		if !strings.HasPrefix(l, "line") && l != "final" {
-			t.Fatalf("partial line kept: %q", got)
-		}
-	}
-	if consoleTail(filepath.Join(t.TempDir(), "missing"), 3, 100) != nil || tailNote("") != "" {
+	if tailNote(filepath.Join(t.TempDir(), "missing")) != "" || tailNote("") != "" {
 		t.Error("missing log should give nothing")
 	}
 }

@@ -1,6 +1,4 @@
-//go:build linux
-
-package qemu
+package vmm
 
 import (
 	"os"
@@ -15,16 +13,43 @@ func TestConsoleTail(t *testing.T) {
 	old := "previous boot line\n"
 	now := "\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS\r\n\r\n" + strings.Repeat("line\r\n", 30) + "last \x1b[1mbold\x1b[0m line\r\n"
 	os.WriteFile(p, []byte(old+now), 0o644)
-	got := consoleTail(p, int64(len(old)), 3)
+	got := ConsoleTail(p, int64(len(old)), 3)
 	want := []string{"line", "line", "last bold line"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("tail %q, want %q", got, want)
 	}
-	if all := consoleTail(p, int64(len(old)), 100); all[0] != "cSeaBIOS" || len(all) != 32 {
+	if all := ConsoleTail(p, int64(len(old)), 100); all[0] != "cSeaBIOS" || len(all) != 32 {
 		t.Fatalf("this boot only, escapes stripped: %q", all[:2])
 	}
-	if consoleTail(filepath.Join(t.TempDir(), "missing"), 0, 3) != nil {
+	if all := ConsoleTail(p, 0, 100); all[0] != "previous boot line" || len(all) != 33 {
+		t.Fatalf("offset 0 reads the whole log: %q", all[:2])
+	}
+	if ConsoleTail(filepath.Join(t.TempDir(), "missing"), 0, 3) != nil || ConsoleTail("", 0, 3) != nil {
 		t.Fatal("missing log should give no lines")
+	}
+}
+
+func TestConsoleTailWindowDropsTheCutLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	var b strings.Builder
+	for i := 0; i < 100; i++ {
+		b.WriteString("line ")
+		b.WriteString(strings.Repeat("x", i%7))
+		b.WriteString("\n")
+	}
+	b.WriteString("final\n\n")
+	os.WriteFile(p, []byte(b.String()), 0o644)
+	if got := consoleTail(p, 0, 3, 1<<20); len(got) != 3 || got[2] != "final" {
+		t.Fatalf("got %q", got)
+	}
+	got := consoleTail(p, 0, 100, 20)
+	if len(got) == 0 {
+		t.Fatal("no lines from a 20-byte window")
+	}
+	for _, l := range got {
+		if !strings.HasPrefix(l, "line") && l != "final" {
+			t.Fatalf("partial line kept: %q", got)
+		}
 	}
 }
 

@@ -1,6 +1,4 @@
-//go:build linux
-
-package qemu
+package vmm
 
 import (
 	"io"
@@ -8,10 +6,19 @@ import (
 	"strings"
 )
 
-// consoleTail returns the last n non-empty lines written to path after
-// offset, with terminal escape sequences and control bytes removed (the
-// firmware paints the screen with them).
-func consoleTail(path string, offset int64, n int) []string {
+// consoleWindow bounds how much of a console log ConsoleTail reads: the
+// lines worth quoting in an error are at its end.
+const consoleWindow = 64 << 10
+
+// ConsoleTail returns the last n non-empty lines written to the console log
+// at path from offset on (0: the whole log), for error messages about a VM
+// that did not boot. Terminal escape sequences and control bytes are
+// removed (firmware paints the screen with them). A missing log gives nil.
+func ConsoleTail(path string, offset int64, n int) []string {
+	return consoleTail(path, offset, n, consoleWindow)
+}
+
+func consoleTail(path string, offset int64, n int, window int64) []string {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
@@ -21,8 +28,8 @@ func consoleTail(path string, offset int64, n int) []string {
 	if err != nil {
 		return nil
 	}
-	const window = 64 << 10
-	if st.Size()-offset > window {
+	cut := st.Size()-offset > window
+	if cut {
 		offset = st.Size() - window
 	}
 	b, err := io.ReadAll(io.NewSectionReader(f, offset, st.Size()-offset))
@@ -35,12 +42,17 @@ func consoleTail(path string, offset int64, n int) []string {
 			lines = append(lines, l)
 		}
 	}
+	if cut && len(lines) > 0 {
+		lines = lines[1:] // the window began inside this line
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return lines
 }
 
+// cleanLine drops CSI escape sequences and control bytes (but tabs) from a
+// console line and trims it.
 func cleanLine(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
