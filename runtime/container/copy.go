@@ -51,9 +51,22 @@ func (m *Manager) statPath(ctx context.Context, ref, p string) (container.PathSt
 	if err != nil {
 		return container.PathStat{}, err
 	}
-	_, rn, err := m.running(ref)
-	if err != nil {
+	c, rn, err := m.running(ref)
+	if errors.Is(err, ErrNotFound) {
 		return container.PathStat{}, err
+	}
+	if rn == nil {
+		var st container.PathStat
+		ran, err := m.withStoppedDisk(c, func(rd *ext4.Reader) (err error) {
+			st, err = statOnDisk(rd, p)
+			return err
+		})
+		if ran {
+			return st, err
+		}
+		if c, rn, err = m.running(ref); err != nil { // it started meanwhile
+			return container.PathStat{}, err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -76,10 +89,20 @@ func (m *Manager) copyFrom(ctx context.Context, ref, p string, w io.Writer) erro
 		return err
 	}
 	c, rn, err := m.running(ref)
-	if err != nil {
-		return fmt.Errorf("%w (copying from a stopped container is not supported yet: start it first)", err)
+	if errors.Is(err, ErrNotFound) {
+		return err
 	}
-	if err := rn.guest.CopyOut(ctx, p, w); err != nil {
+	ran := false
+	if rn == nil {
+		ran, err = m.withStoppedDisk(c, func(rd *ext4.Reader) error { return copyOutOfDisk(rd, p, w) })
+		if !ran {
+			c, rn, err = m.running(ref) // it started meanwhile
+		}
+	}
+	if !ran && err == nil {
+		err = rn.guest.CopyOut(ctx, p, w)
+	}
+	if err != nil {
 		return err
 	}
 	m.emit(events.ActionArchivePath, c, map[string]string{"path": p})
@@ -95,8 +118,13 @@ func (m *Manager) copyTo(ctx context.Context, ref, dir string, archive io.Reader
 		return err
 	}
 	c, rn, err := m.running(ref)
+	if errors.Is(err, ErrNotFound) {
+		return err
+	}
 	if err != nil {
-		return fmt.Errorf("%w (copying into a stopped container is not supported yet: start it first)", err)
+		// Writing the ext4 from the host would need a writer that edits a
+		// filesystem in place; the agent does it once the VM runs.
+		return errf(ErrNotImplemented, "copying into a stopped container is not supported by Berth: start it first (docker start %s), then copy", ref)
 	}
 	tmpDir := m.cfg.Root.Tmp()
 	os.MkdirAll(tmpDir, 0o700)
