@@ -2,9 +2,9 @@ package cli
 
 // Image commands over the engine API. Only one process may open state.db,
 // so while an engine runs, `berth pull`, `berth images`, … must go through
-// its socket instead of opening the store. routeImagesViaEngine puts these
-// implementations in front of the store-based commands of image.go: when
-// an engine answers on the socket they run, otherwise image.go's do.
+// its socket instead of opening the store: storeOrEngine (image.go) runs
+// these then, and the store-based halves otherwise. They read their flags
+// by name, as `pull` and `image pull` are two commands with one flag set.
 
 import (
 	"encoding/json"
@@ -23,61 +23,6 @@ import (
 	"golang.org/x/term"
 )
 
-// engineImageCommands maps a command path (as cobra's CommandPath without
-// the root) to its API implementation.
-var engineImageCommands = map[string]func(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error{
-	"pull": apiPull, "image pull": apiPull,
-	"images": apiImages, "image ls": apiImages,
-	"load": apiLoad, "image load": apiLoad,
-	"save": apiSave, "image save": apiSave,
-	"tag": apiTag, "image tag": apiTag,
-	"rmi": apiRmi, "image rm": apiRmi,
-	"image inspect": apiImageInspect,
-	"image prune":   apiImagePrune,
-	"import":        apiImport, "image import": apiImport,
-}
-
-func init() {
-	register(func(root *cobra.Command, g *Globals) {
-		// Commands are all registered once NewRoot returns; wrap them just
-		// before one runs (cobra calls initializers before RunE).
-		cobra.OnInitialize(func() { routeImagesViaEngine(root, g) })
-	})
-}
-
-// routeImagesViaEngine wraps each image command so that it uses the
-// engine's API when an engine runs.
-func routeImagesViaEngine(root *cobra.Command, g *Globals) {
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-		path := strings.TrimPrefix(c.CommandPath(), root.Name()+" ")
-		viaAPI, ok := engineImageCommands[path]
-		if !ok || c.RunE == nil || c.Annotations["berth.viaEngine"] == "1" {
-			return
-		}
-		direct := c.RunE
-		if c.Annotations == nil {
-			c.Annotations = map[string]string{}
-		}
-		c.Annotations["berth.viaEngine"] = "1"
-		c.RunE = func(cmd *cobra.Command, args []string) error {
-			if !g.EngineRunning() {
-				return direct(cmd, args)
-			}
-			cl, err := g.Client()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			return viaAPI(g, cmd, args, cl)
-		}
-	}
-	walk(root)
-}
-
 func flagString(cmd *cobra.Command, name string) string {
 	if f := cmd.Flags().Lookup(name); f != nil {
 		return f.Value.String()
@@ -87,7 +32,7 @@ func flagString(cmd *cobra.Command, name string) string {
 
 func flagBool(cmd *cobra.Command, name string) bool { return flagString(cmd, name) == "true" }
 
-func apiPull(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+func apiPull(cmd *cobra.Command, args []string, c *client.Client) error {
 	if len(args) != 1 {
 		return fmt.Errorf("pull takes one image reference")
 	}
@@ -131,7 +76,7 @@ func apiPull(g *Globals, cmd *cobra.Command, args []string, c *client.Client) er
 	return nil
 }
 
-func apiImages(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+func apiImages(cmd *cobra.Command, args []string, c *client.Client) error {
 	res, err := c.ImageList(cmd.Context(), client.ImageListOptions{All: flagBool(cmd, "all")})
 	if err != nil {
 		return err
@@ -173,7 +118,7 @@ func shortID(id string) string {
 	return id
 }
 
-func apiLoad(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+func apiLoad(cmd *cobra.Command, args []string, c *client.Client) error {
 	var in io.Reader = os.Stdin
 	if p := flagString(cmd, "input"); p != "" {
 		fi, err := os.Stat(p)
@@ -209,7 +154,7 @@ func apiLoad(g *Globals, cmd *cobra.Command, args []string, c *client.Client) er
 	})
 }
 
-func apiSave(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+func apiSave(cmd *cobra.Command, args []string, c *client.Client) error {
 	if len(args) == 0 {
 		return fmt.Errorf("save needs at least one image")
 	}
@@ -248,7 +193,7 @@ func apiSave(g *Globals, cmd *cobra.Command, args []string, c *client.Client) er
 	return err
 }
 
-func apiTag(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+func apiTag(cmd *cobra.Command, args []string, c *client.Client) error {
 	if len(args) != 2 {
 		return fmt.Errorf("tag takes SOURCE and TARGET")
 	}
@@ -256,7 +201,7 @@ func apiTag(g *Globals, cmd *cobra.Command, args []string, c *client.Client) err
 	return err
 }
 
-func apiRmi(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+func apiRmi(cmd *cobra.Command, args []string, c *client.Client) error {
 	out := cmd.OutOrStdout()
 	var failed []string
 	for _, ref := range args {
@@ -281,7 +226,7 @@ func apiRmi(g *Globals, cmd *cobra.Command, args []string, c *client.Client) err
 	return nil
 }
 
-func apiImageInspect(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+func apiImageInspect(cmd *cobra.Command, args []string, c *client.Client) error {
 	var all []any
 	for _, ref := range args {
 		res, err := c.ImageInspect(cmd.Context(), ref)
@@ -295,7 +240,7 @@ func apiImageInspect(g *Globals, cmd *cobra.Command, args []string, c *client.Cl
 	return enc.Encode(all)
 }
 
-func apiImagePrune(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+func apiImagePrune(cmd *cobra.Command, args []string, c *client.Client) error {
 	f := make(client.Filters)
 	if flagBool(cmd, "all") {
 		f.Add("dangling", "false")
@@ -314,6 +259,6 @@ func apiImagePrune(g *Globals, cmd *cobra.Command, args []string, c *client.Clie
 	return nil
 }
 
-func apiImport(g *Globals, cmd *cobra.Command, args []string, c *client.Client) error {
+func apiImport(cmd *cobra.Command, args []string, c *client.Client) error {
 	return fmt.Errorf("import is not available while the engine runs (the engine API has no import yet): stop the engine, or `docker load` an image archive")
 }

@@ -143,6 +143,7 @@ func TestImageCommandsViaEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer st.Sync()
 	l, err := api.ListenUnix(root.Socket())
 	if err != nil {
 		t.Fatal(err)

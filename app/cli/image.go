@@ -1,9 +1,9 @@
 package cli
 
 // Image commands: pull, images, load, import, save, tag, rmi, and the
-// `image` group (ls, inspect, prune, ...). They work on the image store
-// directly; each command's work is a function taking the *image.Store so
-// the engine-API path can reuse or replace it.
+// `image` group (ls, inspect, prune, ...). Each works on the image store
+// directly, or through the engine's API while an engine runs
+// (storeOrEngine; the API halves are in client_images.go).
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/runtime/image"
@@ -51,6 +52,7 @@ func withStore(g *Globals, fn func(s *image.Store) error) error {
 	if err != nil {
 		return err
 	}
+	defer s.Sync() // blobs still syncing in the background are durable before exit
 	return fn(s)
 }
 
@@ -60,6 +62,33 @@ func interruptible(parent context.Context) (context.Context, context.CancelFunc)
 	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }
 
+// How an image command's direct work takes Ctrl-C (storeOrEngine).
+const (
+	quick       = false // short work: Ctrl-C simply ends the process
+	cancellable = true  // Ctrl-C cancels the work, which removes its temp files
+)
+
+// storeOrEngine is the RunE of an image command. Only one process may open
+// state.db, so while an engine runs the command goes through its API
+// (viaEngine, client_images.go); otherwise it works on the store directly.
+func storeOrEngine(g *Globals, interrupt bool,
+	direct func(ctx context.Context, cmd *cobra.Command, args []string, s *image.Store) error,
+	viaEngine func(cmd *cobra.Command, args []string, c *client.Client) error,
+) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if g.EngineRunning() {
+			return onEngine(g, viaEngine)(cmd, args)
+		}
+		ctx := cmd.Context()
+		if interrupt {
+			var cancel context.CancelFunc
+			ctx, cancel = interruptible(ctx)
+			defer cancel()
+		}
+		return withStore(g, func(s *image.Store) error { return direct(ctx, cmd, args, s) })
+	}
+}
+
 func pullCmd(g *Globals) *cobra.Command {
 	var platform string
 	var quiet bool
@@ -67,13 +96,9 @@ func pullCmd(g *Globals) *cobra.Command {
 		Use:   "pull [--platform OS/ARCH] IMAGE",
 		Short: "Download an image from a registry",
 		Args:  imageArgs(1, "berth pull IMAGE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := interruptible(cmd.Context())
-			defer cancel()
-			return withStore(g, func(s *image.Store) error {
-				return PullImage(ctx, s, args[0], platform, cmd.OutOrStdout(), quiet)
-			})
-		},
+		RunE: storeOrEngine(g, cancellable, func(ctx context.Context, cmd *cobra.Command, args []string, s *image.Store) error {
+			return PullImage(ctx, s, args[0], platform, cmd.OutOrStdout(), quiet)
+		}, apiPull),
 	}
 	cmd.Flags().StringVar(&platform, "platform", "", "platform to pull from a multi-platform image, e.g. linux/arm64 (default: linux/<host arch>)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image name")
@@ -118,9 +143,9 @@ func imagesCmd(g *Globals, use string) *cobra.Command {
 		Use:   use + " [-q]",
 		Short: "List images",
 		Args:  imageArgs(0, "berth "+use),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(g, func(s *image.Store) error { return ListImages(s, cmd.OutOrStdout(), quiet, digests) })
-		},
+		RunE: storeOrEngine(g, quick, func(ctx context.Context, cmd *cobra.Command, args []string, s *image.Store) error {
+			return ListImages(s, cmd.OutOrStdout(), quiet, digests)
+		}, apiImages),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only image IDs")
 	cmd.Flags().BoolVar(&digests, "digests", false, "show manifest digests")
@@ -171,13 +196,9 @@ func loadCmd(g *Globals) *cobra.Command {
 		Use:   "load [-i FILE]",
 		Short: "Load images from a docker-archive or OCI archive (tar, tar.gz, tar.zst) or an OCI layout directory",
 		Args:  imageArgs(0, "berth load -i FILE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := interruptible(cmd.Context())
-			defer cancel()
-			return withStore(g, func(s *image.Store) error {
-				return LoadImages(ctx, s, input, platform, cmd.InOrStdin(), cmd.OutOrStdout(), quiet)
-			})
-		},
+		RunE: storeOrEngine(g, cancellable, func(ctx context.Context, cmd *cobra.Command, args []string, s *image.Store) error {
+			return LoadImages(ctx, s, input, platform, cmd.InOrStdin(), cmd.OutOrStdout(), quiet)
+		}, apiLoad),
 	}
 	cmd.Flags().StringVarP(&input, "input", "i", "", "archive file or OCI layout directory (default: standard input)")
 	cmd.Flags().StringVar(&platform, "platform", "", "platform to take from multi-platform archives")
@@ -236,13 +257,9 @@ func importCmd(g *Globals) *cobra.Command {
 		Use:   "import FILE NAME[:TAG]",
 		Short: "Make a one-layer image from a root filesystem tar (FILE - reads standard input)",
 		Args:  imageArgs(2, "berth import FILE NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := interruptible(cmd.Context())
-			defer cancel()
-			return withStore(g, func(s *image.Store) error {
-				return ImportImage(ctx, s, args[0], args[1], platform, cmd.InOrStdin(), cmd.OutOrStdout())
-			})
-		},
+		RunE: storeOrEngine(g, cancellable, func(ctx context.Context, cmd *cobra.Command, args []string, s *image.Store) error {
+			return ImportImage(ctx, s, args[0], args[1], platform, cmd.InOrStdin(), cmd.OutOrStdout())
+		}, apiImport),
 	}
 	cmd.Flags().StringVar(&platform, "platform", "", "platform to record in the image (default: linux/<host arch>)")
 	return cmd
@@ -281,13 +298,9 @@ func saveCmd(g *Globals) *cobra.Command {
 		Use:   "save [-o FILE] [--format docker|oci] IMAGE...",
 		Short: "Write images to a tar archive (docker-archive or OCI)",
 		Args:  imageMinArgs(1, "berth save -o FILE IMAGE..."),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := interruptible(cmd.Context())
-			defer cancel()
-			return withStore(g, func(s *image.Store) error {
-				return SaveImages(ctx, s, args, output, format, cmd.OutOrStdout())
-			})
-		},
+		RunE: storeOrEngine(g, cancellable, func(ctx context.Context, cmd *cobra.Command, args []string, s *image.Store) error {
+			return SaveImages(ctx, s, args, output, format, cmd.OutOrStdout())
+		}, apiSave),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default: standard output, if it is not a terminal)")
 	cmd.Flags().StringVar(&format, "format", image.FormatDocker, "archive format: docker or oci")
@@ -329,9 +342,9 @@ func tagCmd(g *Globals) *cobra.Command {
 		Use:   "tag SOURCE TARGET",
 		Short: "Give an image another name",
 		Args:  imageArgs(2, "berth tag SOURCE TARGET"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(g, func(s *image.Store) error { return s.Tag(args[0], args[1]) })
-		},
+		RunE: storeOrEngine(g, quick, func(ctx context.Context, cmd *cobra.Command, args []string, s *image.Store) error {
+			return s.Tag(args[0], args[1])
+		}, apiTag),
 	}
 }
 
@@ -341,9 +354,9 @@ func rmiCmd(g *Globals, use string) *cobra.Command {
 		Use:   use + " [-f] IMAGE...",
 		Short: "Remove images (untag, or delete when the last name goes)",
 		Args:  imageMinArgs(1, "berth "+use+" IMAGE..."),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(g, func(s *image.Store) error { return RemoveImages(s, args, force, cmd.OutOrStdout()) })
-		},
+		RunE: storeOrEngine(g, quick, func(ctx context.Context, cmd *cobra.Command, args []string, s *image.Store) error {
+			return RemoveImages(s, args, force, cmd.OutOrStdout())
+		}, apiRmi),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even if tagged several times or used by a container")
 	return cmd
@@ -377,9 +390,9 @@ func imageInspectCmd(g *Globals) *cobra.Command {
 		Use:   "inspect IMAGE...",
 		Short: "Show images' config, layers, sizes and platform as JSON",
 		Args:  imageMinArgs(1, "berth image inspect IMAGE..."),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(g, func(s *image.Store) error { return InspectImages(s, args, cmd.OutOrStdout()) })
-		},
+		RunE: storeOrEngine(g, quick, func(ctx context.Context, cmd *cobra.Command, args []string, s *image.Store) error {
+			return InspectImages(s, args, cmd.OutOrStdout())
+		}, apiImageInspect),
 	}
 }
 
@@ -404,9 +417,9 @@ func imagePruneCmd(g *Globals) *cobra.Command {
 		Use:   "prune [-a]",
 		Short: "Remove untagged images (all unused ones with -a) and unreferenced blobs",
 		Args:  imageArgs(0, "berth image prune"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(g, func(s *image.Store) error { return PruneImages(s, all, cmd.OutOrStdout()) })
-		},
+		RunE: storeOrEngine(g, quick, func(ctx context.Context, cmd *cobra.Command, args []string, s *image.Store) error {
+			return PruneImages(s, all, cmd.OutOrStdout())
+		}, apiImagePrune),
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove every image no container uses, not just untagged ones")
 	return cmd

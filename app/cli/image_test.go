@@ -142,6 +142,7 @@ func checkWhiteout(t *testing.T, dr, ref string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Sync()
 	img, _, err := s.Resolve(context.Background(), ref, nil)
 	if err != nil {
 		t.Fatal(err)

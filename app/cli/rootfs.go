@@ -245,10 +245,16 @@ func resolveImage(ctx context.Context, g *Globals, ref, platform string) (v1.Ima
 		db.Close()
 		return nil, "", nil, err
 	}
+	// Sync: the store may still be syncing blobs in the background (a
+	// recovered pull's); the process must not exit before they are durable.
+	done := func() {
+		store.Sync()
+		db.Close()
+	}
 	img, d, err := store.Resolve(ctx, ref, plat)
 	if err != nil {
-		db.Close()
+		done()
 		return nil, "", nil, err
 	}
-	return img, d.String(), func() { db.Close() }, nil
+	return img, d.String(), done, nil
 }

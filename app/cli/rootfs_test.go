@@ -72,6 +72,7 @@ func TestRootfsCreateAndExportImage(t *testing.T) {
 	if _, err := store.Load(context.Background(), &archive, image.LoadOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	store.Sync()
 	db.Close()
 
 	out := filepath.Join(dir, "bb.ext4")
