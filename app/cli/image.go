@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
@@ -108,14 +109,11 @@ func pullCmd(g *Globals) *cobra.Command {
 // PullImage pulls ref into s, drawing per-layer progress on out (bars on a
 // terminal, one line per layer state change otherwise).
 func PullImage(ctx context.Context, s *image.Store, ref, platform string, out io.Writer, quiet bool) error {
-	opts := image.PullOptions{}
-	if platform != "" {
-		p, err := image.ParsePlatform(platform)
-		if err != nil {
-			return err
-		}
-		opts.Platform = &p
+	plat, err := optionalPlatform(platform)
+	if err != nil {
+		return err
 	}
+	opts := image.PullOptions{Platform: plat}
 	var bar *ProgressView
 	if !quiet {
 		bar = NewProgressView(out, IsTerminal(out))
@@ -208,21 +206,17 @@ func loadCmd(g *Globals) *cobra.Command {
 
 // LoadImages loads input ("" or "-" = stdin) into s and names what it loaded.
 func LoadImages(ctx context.Context, s *image.Store, input, platform string, stdin io.Reader, out io.Writer, quiet bool) error {
-	opts := image.LoadOptions{}
-	if platform != "" {
-		p, err := image.ParsePlatform(platform)
-		if err != nil {
-			return err
-		}
-		opts.Platform = &p
+	plat, err := optionalPlatform(platform)
+	if err != nil {
+		return err
 	}
+	opts := image.LoadOptions{Platform: plat}
 	var view *ProgressView
 	if !quiet && IsTerminal(out) {
 		view = NewProgressView(out, true)
 		opts.Progress = view.Handle
 	}
 	var imgs []image.Image
-	var err error
 	if input == "" || input == "-" {
 		if f, ok := stdin.(*os.File); ok && IsTerminal(f) {
 			return errors.New("no input: give an archive with -i FILE or pipe one to standard input")
@@ -267,14 +261,11 @@ func importCmd(g *Globals) *cobra.Command {
 
 // ImportImage imports the root filesystem tar file (or stdin for "-") as name.
 func ImportImage(ctx context.Context, s *image.Store, file, name, platform string, stdin io.Reader, out io.Writer) error {
-	opts := image.ImportOptions{}
-	if platform != "" {
-		p, err := image.ParsePlatform(platform)
-		if err != nil {
-			return err
-		}
-		opts.Platform = &p
+	plat, err := optionalPlatform(platform)
+	if err != nil {
+		return err
 	}
+	opts := image.ImportOptions{Platform: plat}
 	r := stdin
 	if file != "-" {
 		f, err := os.Open(file)
@@ -436,6 +427,18 @@ func PruneImages(s *image.Store, all bool, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "Total reclaimed space: %s (%d blobs)\n", imageSize(res.Reclaimed), res.Blobs)
 	return nil
+}
+
+// optionalPlatform parses a --platform flag; "" gives nil (the default).
+func optionalPlatform(s string) (*v1.Platform, error) {
+	if s == "" {
+		return nil, nil
+	}
+	p, err := image.ParsePlatform(s)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 func imageArgs(n int, usage string) cobra.PositionalArgs {

@@ -193,14 +193,11 @@ func writeAtomically(path string, write func(f *os.File) error) error {
 // through its API (`docker save` form): only the engine opens the store.
 // Otherwise the store is read directly.
 func resolveImage(ctx context.Context, g *Globals, ref, platform string) (v1.Image, string, func(), error) {
-	var plat *v1.Platform
-	if platform != "" {
-		p, err := image.ParsePlatform(platform)
-		if err != nil {
-			return nil, "", nil, err
-		}
-		plat = &p
-	} else {
+	plat, err := optionalPlatform(platform)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if plat == nil {
 		p := image.DefaultPlatform()
 		plat = &p
 	}
