@@ -172,22 +172,13 @@ func apiSave(cmd *cobra.Command, args []string, c *client.Client) error {
 	}
 	defer resp.Close()
 	if outPath != "" {
-		// Temp file + rename: an interrupted save leaves no half archive.
-		tmp := outPath + ".berth-tmp"
-		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, resp); err != nil {
-			f.Close()
-			os.Remove(tmp)
-			return fmt.Errorf("save: %w", err)
-		}
-		if err := f.Close(); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		return os.Rename(tmp, outPath)
+		// An interrupted save leaves no half archive.
+		return writeAtomically(outPath, func(f *os.File) error {
+			if _, err := io.Copy(f, resp); err != nil {
+				return fmt.Errorf("save: %w", err)
+			}
+			return nil
+		})
 	}
 	_, err = io.Copy(out, resp)
 	return err

@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -306,26 +305,11 @@ func SaveImages(ctx context.Context, s *image.Store, refs []string, output, form
 		}
 		return s.Save(ctx, stdout, refs, format)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".tmp-*")
+	err := writeAtomically(output, func(f *os.File) error { return s.Save(ctx, f, refs, format) })
 	if err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if err := s.Save(ctx, tmp, refs, format); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), output)
+	return nil
 }
 
 func tagCmd(g *Globals) *cobra.Command {
