@@ -31,6 +31,29 @@ func runCLI(t *testing.T, args ...string) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
+// openImageStore opens the image store of the data root dir, as the engine
+// does; close syncs it and closes state.db (one process at a time holds it).
+func openImageStore(t *testing.T, dir string) (s *imgstore.Store, close func()) {
+	t.Helper()
+	root, err := dataroot.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := state.Open(root.StateDB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = imgstore.New(db, root)
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return s, func() {
+		s.Sync()
+		db.Close()
+	}
+}
+
 func shortTempDir(t *testing.T) string {
 	dir, err := os.MkdirTemp("", "berth-cli-")
 	if err != nil {
@@ -130,21 +153,13 @@ func TestImageCommandsViaEngine(t *testing.T) {
 	ref := reg.Push(t, img, "cli/busybox:1")
 
 	dir := shortTempDir(t)
-	root, err := dataroot.Open(dir)
+	st, closeStore := openImageStore(t, dir)
+	defer closeStore()
+	sock, err := (&Globals{DataRoot: dir}).EngineSocket()
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := state.Open(root.StateDB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	st, err := imgstore.New(db, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Sync()
-	l, err := api.ListenUnix(root.Socket())
+	l, err := api.ListenUnix(sock)
 	if err != nil {
 		t.Fatal(err)
 	}

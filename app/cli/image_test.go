@@ -11,9 +11,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/internal/testimage"
-	"github.com/berth-dev/berth/runtime/dataroot"
 	"github.com/berth-dev/berth/runtime/image"
-	"github.com/berth-dev/berth/runtime/state"
 )
 
 // TestImageCommands drives the image CLI end to end against a real
@@ -132,17 +130,8 @@ func TestImageCommands(t *testing.T) {
 
 func checkWhiteout(t *testing.T, dr, ref string) {
 	t.Helper()
-	root, _ := dataroot.Open(dr)
-	db, err := state.Open(root.StateDB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s, err := image.New(db, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Sync()
+	s, closeStore := openImageStore(t, dr)
+	defer closeStore()
 	img, _, err := s.Resolve(context.Background(), ref, nil)
 	if err != nil {
 		t.Fatal(err)

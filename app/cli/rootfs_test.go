@@ -16,7 +16,6 @@ import (
 	"github.com/berth-dev/berth/internal/testimage"
 	"github.com/berth-dev/berth/runtime/dataroot"
 	"github.com/berth-dev/berth/runtime/image"
-	"github.com/berth-dev/berth/runtime/state"
 )
 
 func e2fsck(t *testing.T, img string) {
@@ -61,19 +60,11 @@ func TestRootfsCreateAndExportImage(t *testing.T) {
 	if err := tarball.Write(tag, img, &archive); err != nil {
 		t.Fatal(err)
 	}
-	db, err := state.Open(root.StateDB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := image.New(db, root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, closeStore := openImageStore(t, root.Dir)
 	if _, err := store.Load(context.Background(), &archive, image.LoadOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	store.Sync()
-	db.Close()
+	closeStore()
 
 	out := filepath.Join(dir, "bb.ext4")
 	if code := Main([]string{"--data-root", root.Dir, "rootfs", "create", "--size", "256M", "example.com/busybox:test", out}); code != 0 {
