@@ -1,6 +1,7 @@
 package api
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -163,7 +165,12 @@ func TestDockerCLIEndToEnd(t *testing.T) {
 			t.Errorf("docker stats --no-stream: %q", out)
 		}
 
+		var etcRunning []string // /etc as docker cp sees it while web runs
 		t.Run("cp", func(t *testing.T) {
+			etcRunning = tarListing(t, d("cp", "web:/etc", "-"))
+			if len(etcRunning) < 3 || etcRunning[0] != "etc/ 5 755 0:0 0" {
+				t.Fatalf("docker cp web:/etc - lists %q", etcRunning)
+			}
 			dir := t.TempDir()
 			src := filepath.Join(dir, "in.txt")
 			os.WriteFile(src, []byte("copied in\n"), 0o644)
@@ -200,6 +207,25 @@ func TestDockerCLIEndToEnd(t *testing.T) {
 			d("stop", "-t", "2", "web")
 			if st := strings.TrimSpace(d("inspect", "--format", "{{.State.Status}}", "web")); st != "exited" {
 				t.Fatalf("after stop: %s", st)
+			}
+			// docker cp out of the stopped container reads its disk: what
+			// was copied in, and /etc as the running container showed it.
+			dir := t.TempDir()
+			d("cp", "web:/tmp/in.txt", filepath.Join(dir, "in.txt"))
+			if b, _ := os.ReadFile(filepath.Join(dir, "in.txt")); string(b) != "copied in\n" {
+				t.Fatalf("docker cp out of a stopped container: %q", b)
+			}
+			if etcRunning != nil {
+				if got := tarListing(t, d("cp", "web:/etc", "-")); strings.Join(got, "\n") != strings.Join(etcRunning, "\n") {
+					t.Errorf("docker cp web:/etc of the stopped container:\n%s\nwhile running:\n%s", strings.Join(got, "\n"), strings.Join(etcRunning, "\n"))
+				}
+			}
+			if r := docker(t, sock, nil, "cp", "web:/../../no/such", dir); r.Code == 0 || !strings.Contains(strings.ToLower(r.Stderr), "no such") {
+				t.Errorf("docker cp of a missing path from a stopped container: exit %d %q", r.Code, r.Stderr)
+			}
+			src := filepath.Join(dir, "in.txt")
+			if r := docker(t, sock, nil, "cp", src, "web:/tmp/"); r.Code == 0 || !strings.Contains(r.Stderr, "start it first") {
+				t.Errorf("docker cp into a stopped container: exit %d %q", r.Code, r.Stderr)
 			}
 			d("start", "web")
 			httpGet(t, port, "/hello.txt")
@@ -442,4 +468,31 @@ func rawPut(t *testing.T, sock, path string, body []byte) (int, http.Header, str
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(b)
+}
+
+// tarListing lists a tar stream's entries (name, type, mode, owner, size;
+// the mtime of regular files) except the files the guest agent rewrites
+// at every boot.
+func tarListing(t *testing.T, data string) []string {
+	t.Helper()
+	var out []string
+	tr := tar.NewReader(strings.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("docker cp wrote an invalid tar: %v", err)
+		}
+		switch path.Base(h.Name) {
+		case "hosts", "hostname", "resolv.conf":
+			continue
+		}
+		line := fmt.Sprintf("%s %c %o %d:%d %d", h.Name, h.Typeflag, h.Mode, h.Uid, h.Gid, h.Size)
+		if h.Typeflag == tar.TypeReg {
+			line += " " + h.ModTime.UTC().Format(time.RFC3339)
+		}
+		out = append(out, line)
+	}
 }
