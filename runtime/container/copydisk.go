@@ -37,7 +37,11 @@ func (m *Manager) withStoppedDisk(c *ctr, fn func(rd *ext4.Reader) error) (ran b
 	defer c.op.Unlock()
 	m.mu.Lock()
 	running := c.run != nil
+	_, still := m.byID[c.rec.ID]
 	m.mu.Unlock()
+	if !still { // removed while we waited for c.op
+		return true, errf(ErrNotFound, "no such container: %s", c.rec.Name)
+	}
 	if running {
 		return false, nil
 	}

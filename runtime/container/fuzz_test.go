@@ -3,6 +3,7 @@ package container
 import (
 	"bytes"
 	"io"
+	"io/fs"
 	"testing"
 )
 
@@ -54,4 +55,27 @@ func (c *chunked) Read(p []byte) (int, error) {
 	copy(p, c.data[:n])
 	c.data = c.data[n:]
 	return n, nil
+}
+
+// Whatever the path and however the disk's symlinks point, resolution ends
+// (the symlink limit), stays in the tree and never panics.
+func FuzzResolveOnDisk(f *testing.F) {
+	for _, s := range []string{"/etc/passwd", "/a/../../b", "/loop", "/abs/x", "/rel/../../..", "/f/x", "/\x00"} {
+		f.Add(s, "/etc", "../../etc/passwd")
+	}
+	f.Fuzz(func(t *testing.T, p, link1, link2 string) {
+		ents := map[string]diskEntry{
+			"": {mode: fs.ModeDir}, "etc": {mode: fs.ModeDir}, "etc/passwd": {}, "f": {},
+			"abs": {mode: fs.ModeSymlink, link: link1}, "rel": {mode: fs.ModeSymlink, link: link2},
+			"etc/loop": {mode: fs.ModeSymlink, link: "../loop"}, "loop": {mode: fs.ModeSymlink, link: "etc/loop"},
+		}
+		got, err := resolveOnDisk(p, ents)
+		if err != nil {
+			return
+		}
+		e, ok := ents[got]
+		if !ok || e.mode&fs.ModeSymlink != 0 {
+			t.Fatalf("%q resolved to %q (%v)", p, got, ok)
+		}
+	})
 }
