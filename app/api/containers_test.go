@@ -47,6 +47,11 @@ func TestContainersBadInputAndConcurrency(t *testing.T) {
 			t.Errorf("ps --filter ancestor=%s misses the container: %q", anc, out)
 		}
 	}
+	d("tag", img, "berth-other:tag") // another name of the same image
+	if out := d("ps", "-aq", "--no-trunc", "--filter", "ancestor=berth-other:tag"); !strings.Contains(out, id) {
+		t.Errorf("ps --filter ancestor=<another tag of the image> misses the container: %q", out)
+	}
+	d("rmi", "berth-other:tag")
 	if out := d("ps", "-aq", "--filter", "ancestor=0000000000ff"); strings.TrimSpace(out) != "" {
 		t.Errorf("ps --filter ancestor=<other ID> lists %q", out)
 	}

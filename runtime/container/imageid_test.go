@@ -22,7 +22,7 @@ type oneImage struct {
 }
 
 func (o oneImage) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.Image, string, error) {
-	if ref != o.digest {
+	if ref != o.digest && ref != "other:tag" {
 		return nil, "", errf(ErrNotFound, "no such image: %s", ref)
 	}
 	return o.img, o.digest, nil
@@ -75,6 +75,14 @@ func TestImageIDIsConfigDigestAndOldRecordsMigrate(t *testing.T) {
 	list, err := m2.List(ctx, ListOptions{All: true, Filters: map[string][]string{"name": {"old"}}})
 	if err != nil || len(list) != 1 || list[0].ImageID != configID.String() {
 		t.Fatalf("ps after reopen: %+v %v", list, err)
+	}
+	// With the image store: any name of the image matches (resolved to its ID).
+	m3, _ := New(Config{DB: db, Root: root, Images: oneImage{img, manifest.String()}, Arch: "amd64"})
+	if list, _ := m3.List(ctx, ListOptions{All: true, Filters: map[string][]string{"ancestor": {"other:tag"}}}); len(list) != 1 || list[0].Names[0] != "/old" {
+		t.Errorf("ancestor=other:tag (another name of the image): %+v", list)
+	}
+	if list, _ := m2.List(ctx, ListOptions{All: true, Filters: map[string][]string{"ancestor": {"other:tag"}}}); len(list) != 0 {
+		t.Errorf("ancestor=other:tag matched without the image store: %+v", list)
 	}
 	for _, anc := range []string{configID.String(), configID.Hex[:12], "busybox:latest", manifest.String()} {
 		list, _ := m2.List(ctx, ListOptions{All: true, Filters: map[string][]string{"ancestor": {anc}, "name": {"old"}}})

@@ -115,6 +115,33 @@ func isAncestor(r *record, v string) bool {
 	return strings.HasPrefix(id, hex)
 }
 
+// resolveAncestors adds, for each ancestor value the image store knows
+// (any tag, digest or ID of a local image), that image's ID, so
+// ancestor=other-tag matches containers created under another name, as in
+// Docker. Values it does not know still match by name (isAncestor).
+func (m *Manager) resolveAncestors(ctx context.Context, f map[string][]string) map[string][]string {
+	vals := f["ancestor"]
+	if len(vals) == 0 || m.cfg.Images == nil {
+		return f
+	}
+	out := make(map[string][]string, len(f))
+	for k, v := range f {
+		out[k] = v
+	}
+	ids := append([]string(nil), vals...)
+	for _, v := range vals {
+		img, _, err := m.cfg.Images.Resolve(ctx, v, platformOf(m.cfg.Arch))
+		if err != nil {
+			continue
+		}
+		if id, err := img.ConfigName(); err == nil {
+			ids = append(ids, id.String())
+		}
+	}
+	out["ancestor"] = ids
+	return out
+}
+
 func matchFilters(r *record, f map[string][]string) (bool, error) {
 	for key, vals := range f {
 		if len(vals) == 0 {
@@ -175,6 +202,7 @@ func (m *Manager) list(ctx context.Context, o ListOptions) ([]container.Summary,
 	}
 	m.mu.Unlock()
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.After(recs[j].Created) })
+	o.Filters = m.resolveAncestors(ctx, o.Filters)
 	now := time.Now()
 	out := []container.Summary{}
 	for i := range recs {
