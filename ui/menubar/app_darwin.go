@@ -94,11 +94,13 @@ func Run(o Options) int {
 	delegate.SetApplicationShouldTerminateAfterLastWindowClosed(func(appkit.Application) bool { return false })
 	delegate.SetApplicationOpenURLs(func(_ appkit.Application, urls []foundation.URL) {
 		defer guard("openURLs")
+		var paths []string
 		for _, u := range urls {
 			if u.IsFileURL() {
-				importFile(u.Path())
+				paths = append(paths, u.Path())
 			}
 		}
+		importPaths(paths) // one notification and one alert for the lot
 	})
 	app.SetDelegate(delegate)
 	app.Run()

@@ -43,6 +43,7 @@ func setupStatusItem() {
 	menuDelegate.SetMenuDidClose(func(appkit.Menu) { menuOpen = false })
 	statusMenu.SetDelegate(menuDelegate)
 	statusItem.SetMenu(statusMenu)
+	addStatusDropTarget() // image archives dropped on the icon are imported
 	updateStatusItem()
 }
 
@@ -264,38 +265,19 @@ func chooseImport() {
 	p.SetCanChooseFiles(true)
 	p.SetCanChooseDirectories(true) // OCI layout directories load too
 	p.SetAllowsMultipleSelection(true)
-	p.SetMessage("Choose image archives (docker save, OCI archive; .tar, .tar.gz, .tar.zst) or OCI layout folders")
+	p.SetMessage("Choose image archives (docker save, OCI archive; .tar, .tar.gz, .tar.zst), OCI layout folders or root filesystem tars")
 	app.ActivateIgnoringOtherApps(true)
 	p.BeginWithCompletionHandler(func(r appkit.ModalResponse) {
 		defer guard("import panel")
 		if r != appkit.ModalResponseOK {
 			return
 		}
+		var paths []string
 		for _, u := range p.URLs() {
-			importFile(u.Path())
+			paths = append(paths, u.Path())
 		}
+		importPaths(paths)
 	})
-}
-
-// importFile loads one archive in the background and reports the outcome.
-func importFile(path string) {
-	if _, err := os.Stat(path); err != nil {
-		showAlert(model.ErrorAlert("import "+path, err))
-		return
-	}
-	go func() {
-		defer guard("import")
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-		defer cancel()
-		setImagesStatus("Importing " + path + "…")
-		loaded, err := ctl.Import(ctx, path)
-		if err != nil {
-			setImagesStatus("")
-			showAlert(model.ErrorAlert("import "+path, err))
-			return
-		}
-		setImagesStatus("Imported " + loaded)
-	}()
 }
 
 // keepTarget keeps action targets made with action.Wrap alive (controls do

@@ -254,12 +254,9 @@ func (v BerthDropView) DraggingEntered(info appkit.DraggingInfoObject) appkit.Dr
 
 func (v BerthDropView) PerformDragOperation(info appkit.DraggingInfoObject) bool {
 	defer guard("performDragOperation")
-	objs := info.DraggingPasteboard().ReadObjectsForClassesOptions([]objc.IClass{foundation.URLClass},
-		map[appkit.PasteboardReadingOptionKey]objc.IObject{appkit.PasteboardURLReadingFileURLsOnlyKey: foundation.Number_NumberWithBool(true)})
-	for _, o := range objs {
-		importFile(foundation.URLFrom(o.Ptr()).Path())
-	}
-	return len(objs) > 0
+	paths := droppedPaths(info)
+	importPaths(paths)
+	return len(paths) > 0
 }
 
 var (
