@@ -189,3 +189,16 @@ func TestNames(t *testing.T) {
 }
 
 const hex64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestReadStream(t *testing.T) {
+	got, err := readStream(strings.NewReader(`{"stream":"Loaded image: busybox:latest\n"}` + "\n" + `{"stream":"Loaded image ID: sha256:abc\n"}`))
+	if err != nil || strings.Join(got, ", ") != "busybox:latest, sha256:abc" {
+		t.Errorf("got %q %v", got, err)
+	}
+	if _, err := readStream(strings.NewReader(`{"errorDetail":{"message":"unsupported media type"},"error":"unsupported media type"}`)); err == nil || err.Error() != "unsupported media type" {
+		t.Errorf("error stream: %v", err)
+	}
+	if _, err := readStream(strings.NewReader(`{"stream":`)); err == nil {
+		t.Error("truncated stream accepted")
+	}
+}

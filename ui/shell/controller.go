@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"sort"
 	"sync"
 	"time"
 
@@ -327,64 +325,6 @@ func (c *Controller) Pull(ctx context.Context, ref string, progress func(model.P
 	_ = c.refresh(ctx, model.Refresh{Images: true})
 	c.changed()
 	return nil
-}
-
-// Import loads an image tarball (docker save, OCI archive, compressed or
-// not; the engine detects the format).
-func (c *Controller) Import(ctx context.Context, path string) (string, error) {
-	cli := c.Client()
-	if cli == nil {
-		return "", errors.New("the engine is not running")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	res, err := cli.ImageLoad(ctx, f)
-	if err != nil {
-		return "", err
-	}
-	defer res.Close()
-	loaded, err := loadResult(res)
-	if err != nil {
-		return "", err
-	}
-	_ = c.refresh(ctx, model.Refresh{Images: true})
-	c.changed()
-	return loaded, nil
-}
-
-// loadResult reads the load stream's messages ("Loaded image: x") and
-// returns what was loaded, or the stream's error.
-func loadResult(r io.Reader) (string, error) {
-	dec := json.NewDecoder(r)
-	var loaded []string
-	for {
-		var m struct {
-			Stream      string `json:"stream"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&m); err == io.EOF {
-			break
-		} else if err != nil {
-			return "", fmt.Errorf("reading the engine's answer: %w", err)
-		}
-		if m.ErrorDetail != nil {
-			return "", errors.New(m.ErrorDetail.Message)
-		}
-		if m.Error != "" {
-			return "", errors.New(m.Error)
-		}
-		if s := trimLoaded(m.Stream); s != "" {
-			loaded = append(loaded, s)
-		}
-	}
-	sort.Strings(loaded)
-	return joinComma(loaded), nil
 }
 
 // Inspect returns docker inspect data for the details pane.

@@ -1,8 +1,6 @@
 package shell
 
 import (
-	"strings"
-
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/jsonstream"
 
@@ -17,15 +15,3 @@ func progressOf(p *jsonstream.Progress) model.LayerBytes {
 	}
 	return model.LayerBytes{Current: p.Current, Total: p.Total}
 }
-
-func trimLoaded(s string) string {
-	s = strings.TrimSpace(s)
-	for _, p := range []string{"Loaded image: ", "Loaded image ID: "} {
-		if strings.HasPrefix(s, p) {
-			return strings.TrimPrefix(s, p)
-		}
-	}
-	return ""
-}
-
-func joinComma(s []string) string { return strings.Join(s, ", ") }

@@ -142,19 +142,6 @@ func TestAppleScriptString(t *testing.T) {
 	}
 }
 
-func TestLoadResult(t *testing.T) {
-	got, err := loadResult(strings.NewReader(`{"stream":"Loaded image: busybox:latest\n"}` + "\n" + `{"stream":"Loaded image ID: sha256:abc\n"}`))
-	if err != nil || got != "busybox:latest, sha256:abc" {
-		t.Errorf("got %q %v", got, err)
-	}
-	if _, err := loadResult(strings.NewReader(`{"errorDetail":{"message":"unsupported media type"},"error":"unsupported media type"}`)); err == nil || err.Error() != "unsupported media type" {
-		t.Errorf("error stream: %v", err)
-	}
-	if _, err := loadResult(strings.NewReader(`{"stream":`)); err == nil {
-		t.Error("truncated stream accepted")
-	}
-}
-
 func TestKernelFetchNeeded(t *testing.T) {
 	dir := t.TempDir()
 	k := KernelFetch{KernelsDir: dir, Source: kernelSourceForTest()}
