@@ -150,7 +150,15 @@ func sniff(r io.Reader, size int64) (Kind, string, string, error) {
 		}
 		return 0, "", "", errors.New(reasonNotArchive)
 	}
-	names, err := scanTar(tb)
+	var walk io.Reader = tb
+	if sk, ok := r.(io.ReadSeeker); ok && comp == "" {
+		// A plain tar on disk: the tar reader seeks over file contents
+		// instead of reading them (a multi-GB rootfs is scanned in ms).
+		if _, err := sk.Seek(0, io.SeekStart); err == nil {
+			walk = sk
+		}
+	}
+	names, err := scanTar(walk)
 	if err != nil {
 		return 0, "", "", damaged(comp, err)
 	}
