@@ -271,6 +271,7 @@ func (s *Server) imagePull(w http.ResponseWriter, r *http.Request) error {
 		if err := ps.rc.EnableFullDuplex(); err != nil {
 			return err
 		}
+		closeAfter(w)
 		return ps.finish(imp.Import(r.Context(), r.Body, ref, ps.send))
 	}
 	ref := q.Get("fromImage")
@@ -300,9 +301,18 @@ func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) error {
 	if err := ps.rc.EnableFullDuplex(); err != nil {
 		return err
 	}
+	closeAfter(w)
 	err = is.Load(r.Context(), r.Body, ps.send)
 	return ps.finish(err)
 }
+
+// closeAfter ends the connection after this response. A full-duplex
+// upload refused before its body was read to the end left the connection
+// in a state where the next request on it failed at random ("invalid
+// concurrent Body.Read call", or the client's write hitting a closed
+// socket; cf. golang/go#68560); a new connection per load costs nothing
+// on a unix socket.
+func closeAfter(w http.ResponseWriter) { w.Header().Set("Connection", "close") }
 
 func (s *Server) imageSave(w http.ResponseWriter, r *http.Request) error {
 	names := r.URL.Query()["names"]

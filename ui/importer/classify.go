@@ -195,9 +195,10 @@ func (c *capReader) Read(p []byte) (int, error) {
 }
 
 // scanTar walks the tar's headers and returns its top-level image
-// markers; the key "" is set when it has any entry at all. It stops early
-// once the archive is known to be an image archive (the store reads the
-// rest); otherwise it reads to the end so a damaged tar is refused here.
+// markers; the key "" is set when it has any entry at all. It always reads
+// to the end, so a truncated or damaged archive is refused here with a
+// clear reason before anything is sent to the engine (plain tars are
+// skipped through by seeking, so this costs little).
 func scanTar(r io.Reader) (map[string]bool, error) {
 	names := map[string]bool{}
 	tr := tar.NewReader(r)
@@ -214,9 +215,6 @@ func scanTar(r io.Reader) (map[string]bool, error) {
 		switch n {
 		case "manifest.json", "index.json", "oci-layout":
 			names[n] = true
-		}
-		if names["manifest.json"] || names["index.json"] && names["oci-layout"] {
-			return names, nil
 		}
 	}
 }

@@ -60,6 +60,7 @@ func testClassify(t *testing.T, f importtest.Files) {
 		"empty.tar":            reasonEmptyFile,
 		"truncated.tar.gz":     "truncated gzip tar: the file ends in the middle of an entry",
 		"truncated-rootfs.tar": "truncated tar: the file ends in the middle of an entry",
+		"truncated-oci.tar":    "truncated tar: the file ends in the middle of an entry",
 		"index-only.tar":       "not an OCI archive: index.json without oci-layout",
 		"folder":               "not an OCI layout folder: no oci-layout file in folder",
 	} {

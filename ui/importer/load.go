@@ -98,7 +98,17 @@ func Import(ctx context.Context, cli *client.Client, req Request, progress func(
 	}
 	defer body.Close()
 	in := &countingReader{r: body, total: it.Size, report: progress}
-	if it.Kind == Rootfs {
+	names, err := send(ctx, cli, req, in)
+	if err != nil && ctx.Err() != nil {
+		// Cancelled mid-upload: the transport's error (a broken pipe) says
+		// less than the cancellation itself.
+		return nil, fmt.Errorf("import cancelled: %w", ctx.Err())
+	}
+	return names, err
+}
+
+func send(ctx context.Context, cli *client.Client, req Request, in io.Reader) ([]string, error) {
+	if req.Item.Kind == Rootfs {
 		res, err := cli.ImageImport(ctx, client.ImageImportSource{Source: in, SourceName: "-"}, req.Name, client.ImageImportOptions{})
 		if err != nil {
 			return nil, err

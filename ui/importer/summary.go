@@ -1,6 +1,8 @@
 package importer
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -91,6 +93,9 @@ func Summarize(results []Result) Outcome {
 // from daemon:" prefix; engine-down and time-outs get the app's usual
 // advice).
 func Refusal(p string, err error) model.Alert {
+	if errors.Is(err, context.Canceled) {
+		return model.Alert{Title: "Import of " + filepath.Base(p) + " cancelled", Detail: "Nothing from this file was added."}
+	}
 	a := model.ErrorAlert("import "+filepath.Base(p), err)
 	a.Detail = strings.TrimPrefix(a.Detail, "Error response from daemon: ")
 	return a

@@ -13,12 +13,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/progrium/darwinkit/helper/action"
 	"github.com/progrium/darwinkit/macos/appkit"
 	"github.com/progrium/darwinkit/macos/foundation"
 	"github.com/progrium/darwinkit/objc"
 
 	"github.com/berth-dev/berth/ui"
 	"github.com/berth-dev/berth/ui/importer"
+	"github.com/berth-dev/berth/ui/model"
 )
 
 // BerthStatusDrop is a transparent view laid over the status item's button
@@ -85,7 +87,32 @@ func droppedPaths(info appkit.DraggingInfoObject) []string {
 	return paths
 }
 
-var importProg progressWindow
+var (
+	importProg   progressWindow
+	importCancel context.CancelFunc // the running import's, while its window shows (main thread)
+	importStop   appkit.Button
+)
+
+// addCancelButton gives the import progress window a Cancel button (once):
+// cancelling stops the upload; the engine then commits nothing of the
+// file being sent (the store stages everything before it commits).
+func addCancelButton() {
+	if importStop.Ptr() != nil {
+		return
+	}
+	importProg.win.SetContentSize(foundation.Size{Width: 380, Height: 120})
+	importProg.label.SetFrame(rect(20, 80, 340, 20))
+	importProg.bar.SetFrame(rect(20, 52, 340, 20))
+	importStop = appkit.NewButtonWithTitle("Cancel")
+	importStop.SetFrame(rect(270, 12, 90, 28))
+	action.Set(importStop, func(objc.Object) {
+		defer guard("cancel import")
+		if importCancel != nil {
+			importCancel()
+		}
+	})
+	importProg.win.ContentView().AddSubview(importStop)
+}
 
 // importPaths imports a drop (or Finder's open, or the panel's choice):
 // classify off the main thread, ask names for root filesystem tars on it,
@@ -112,14 +139,16 @@ func importPaths(paths []string) {
 		}
 		var results []importer.Result
 		if len(reqs) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 			onMain(func() {
 				importProg.make("Importing images", "Starting…")
+				addCancelButton()
+				importCancel = cancel
 				importProg.show()
 				if imgWinMade {
 					imgProgress.SetHidden(false)
 				}
 			})
-			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 			last := time.Time{}
 			results = ctl.ImportAll(ctx, reqs, func(p importer.Progress) {
 				if time.Since(last) < 100*time.Millisecond && p.Done < p.Total {
@@ -137,6 +166,7 @@ func importPaths(paths []string) {
 			})
 			cancel()
 			onMain(func() {
+				importCancel = nil
 				importProg.win.Close()
 				if imgWinMade {
 					imgProgress.SetHidden(true)
@@ -146,7 +176,14 @@ func importPaths(paths []string) {
 		out := importer.Summarize(append(results, refused...))
 		if n := out.Notification; n != nil {
 			setImagesStatus(n.Title + ": " + n.Body)
-			onMain(func() { ui.PostNotification(*n) })
+			onMain(func() {
+				if foundation.Bundle_MainBundle().BundleIdentifier() == "" {
+					// A bare binary cannot post notifications: say it here.
+					showAlert(model.Alert{Title: n.Title, Detail: n.Body})
+					return
+				}
+				ui.PostNotification(*n)
+			})
 		}
 		if a := out.Alert; a != nil {
 			showAlert(*a)

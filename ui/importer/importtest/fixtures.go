@@ -26,7 +26,7 @@ type Files map[string]string
 // "docker.tar", "oci.tar", "docker.tar.gz", "oci.tar.zst", "docker.tar.zst",
 // "oci.tgz", folder "layout". Root filesystems: "rootfs.tar",
 // "rootfs.tar.gz", "rootfs.tar.zst". Refused: "random.bin", "empty.tar",
-// "truncated.tar.gz", "truncated-rootfs.tar", "notes.txt",
+// "truncated.tar.gz", "truncated-rootfs.tar", "truncated-oci.tar", "notes.txt",
 // "index-only.tar", "folder" (a folder without oci-layout).
 func Make(t testing.TB) Files {
 	t.Helper()
@@ -68,6 +68,8 @@ func Make(t testing.TB) Files {
 	gz, _ := os.ReadFile(f["docker.tar.gz"])
 	write(t, p("truncated.tar.gz"), gz[:len(gz)/2])
 	write(t, p("truncated-rootfs.tar"), rootfs[:len(rootfs)/2+100])
+	oci, _ := os.ReadFile(f["oci.tar"])
+	write(t, p("truncated-oci.tar"), oci[:len(oci)*2/3])
 	write(t, p("index-only.tar"), testimage.Tar([]testimage.File{{Path: "index.json", Data: []byte(`{"schemaVersion":2,"manifests":[]}`)}}))
 	if err := os.Mkdir(p("folder"), 0o755); err != nil {
 		t.Fatal(err)
