@@ -24,7 +24,7 @@ func shDialer(t *testing.T) Dialer {
 // waitScreen waits until the session's screen (plus history) contains want.
 func waitScreen(t *testing.T, s *Session, want string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // generous: a shell in a TCG VM on a loaded CI machine
 	var text string
 	for time.Now().Before(deadline) {
 		s.With(func(m *term.Terminal) {
