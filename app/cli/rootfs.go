@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/runtime/atomicfile"
 	"github.com/berth-dev/berth/runtime/ext4"
 	"github.com/berth-dev/berth/runtime/image"
 	"github.com/berth-dev/berth/runtime/rootfs"
@@ -156,37 +156,10 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// writeAtomically writes path through a temp file in the same directory and
-// renames it into place only on success.
+// writeAtomically writes path (0644) through a temp file in the same
+// directory and renames it into place only on success.
 func writeAtomically(path string, write func(f *os.File) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := write(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return atomicfile.Write(path, 0o644, "", write)
 }
 
 // resolveImage finds a local image. With an engine running, the image comes

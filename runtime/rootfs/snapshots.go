@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/berth-dev/berth/runtime/atomicfile"
 	"github.com/berth-dev/berth/runtime/ext4"
 )
 
@@ -111,42 +112,13 @@ func (s *Snapshots) build(ctx context.Context, img v1.Image, key string) error {
 			os.Remove(p)
 		}
 	}
-	tmp, err := os.CreateTemp(s.Dir, ".build-"+name+"-*")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
 	size := s.Size
 	if size == 0 {
 		size = DefaultSize
 	}
-	if err := Build(ctx, tmp, img, ext4.Options{Size: size, Warn: s.Warn}); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(s.Dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(out, 0o600, ".build-"+name+"-*", func(f *os.File) error {
+		return Build(ctx, f, img, ext4.Options{Size: size, Warn: s.Warn})
+	})
 }
 
 // Remove deletes key's snapshot (containers cloned from it keep their copy).
