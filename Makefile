@@ -44,7 +44,7 @@ bench: setup build
 
 ## build: the berth binary and the guest initramfs for the host arch and arm64
 build: berth
-	bash packaging/build-guest.sh $(OUT)
+	BERTH_VERSION=$(VERSION) bash packaging/build-guest.sh $(OUT)
 
 berth:
 	@mkdir -p $(OUT)
