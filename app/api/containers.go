@@ -22,30 +22,30 @@ import (
 )
 
 func (s *Server) containerRoutes() {
-	s.handle("GET /containers/json", s.containerList)
-	s.handle("POST /containers/create", s.containerCreate)
-	s.handle("POST /containers/prune", s.containerPrune)
-	s.handle("GET /containers/{id}/json", s.containerInspect)
-	s.handle("POST /containers/{id}/start", s.containerStart)
-	s.handle("POST /containers/{id}/stop", s.containerStop)
-	s.handle("POST /containers/{id}/restart", s.containerRestart)
-	s.handle("POST /containers/{id}/kill", s.containerKill)
-	s.handle("POST /containers/{id}/wait", s.containerWait)
-	s.handle("DELETE /containers/{id}", s.containerRemove)
-	s.handle("GET /containers/{id}/logs", s.containerLogs)
-	s.handle("POST /containers/{id}/attach", s.containerAttach)
-	s.handle("POST /containers/{id}/resize", s.containerResize)
-	s.handle("GET /containers/{id}/top", s.containerTop)
-	s.handle("GET /containers/{id}/stats", s.containerStats)
-	s.handle("POST /containers/{id}/rename", s.containerRename)
-	s.handle("HEAD /containers/{id}/archive", s.archiveStat)
-	s.handle("GET /containers/{id}/archive", s.archiveGet)
-	s.handle("PUT /containers/{id}/archive", s.archivePut)
-	s.handle("GET /containers/{id}/export", s.containerExport)
-	s.handle("POST /containers/{id}/exec", s.execCreate)
-	s.handle("POST /exec/{id}/start", s.execStart)
-	s.handle("POST /exec/{id}/resize", s.execResize)
-	s.handle("GET /exec/{id}/json", s.execInspect)
+	s.handle("GET /containers/json", s.withContainers(s.containerList))
+	s.handle("POST /containers/create", s.withContainers(s.containerCreate))
+	s.handle("POST /containers/prune", s.withContainers(s.containerPrune))
+	s.handle("GET /containers/{id}/json", s.withContainers(s.containerInspect))
+	s.handle("POST /containers/{id}/start", s.withContainers(s.containerStart))
+	s.handle("POST /containers/{id}/stop", s.withContainers(s.containerStop))
+	s.handle("POST /containers/{id}/restart", s.withContainers(s.containerRestart))
+	s.handle("POST /containers/{id}/kill", s.withContainers(s.containerKill))
+	s.handle("POST /containers/{id}/wait", s.withContainers(s.containerWait))
+	s.handle("DELETE /containers/{id}", s.withContainers(s.containerRemove))
+	s.handle("GET /containers/{id}/logs", s.withContainers(s.containerLogs))
+	s.handle("POST /containers/{id}/attach", s.withContainers(s.containerAttach))
+	s.handle("POST /containers/{id}/resize", s.withContainers(resize(Containers.Resize)))
+	s.handle("GET /containers/{id}/top", s.withContainers(s.containerTop))
+	s.handle("GET /containers/{id}/stats", s.withContainers(s.containerStats))
+	s.handle("POST /containers/{id}/rename", s.withContainers(s.containerRename))
+	s.handle("HEAD /containers/{id}/archive", s.withContainers(s.archiveStat))
+	s.handle("GET /containers/{id}/archive", s.withContainers(s.archiveGet))
+	s.handle("PUT /containers/{id}/archive", s.withContainers(s.archivePut))
+	s.handle("GET /containers/{id}/export", s.withContainers(s.containerExport))
+	s.handle("POST /containers/{id}/exec", s.withContainers(s.execCreate))
+	s.handle("POST /exec/{id}/start", s.withContainers(s.execStart))
+	s.handle("POST /exec/{id}/resize", s.withContainers(resize(Containers.ExecResize)))
+	s.handle("GET /exec/{id}/json", s.withContainers(s.execInspect))
 	for _, op := range []struct{ pattern, what string }{
 		{"POST /containers/{id}/pause", "docker pause"},
 		{"POST /containers/{id}/unpause", "docker unpause"},
@@ -61,11 +61,15 @@ func (s *Server) containerRoutes() {
 	}
 }
 
-func (s *Server) ctrs() (Containers, error) {
-	if s.b.Containers == nil {
-		return nil, notImplemented("this engine runs no containers")
+// withContainers adapts a handler that needs the container backend; an
+// engine without one answers every such route 501.
+func (s *Server) withContainers(f func(cs Containers, w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if s.b.Containers == nil {
+			return notImplemented("this engine runs no containers")
+		}
+		return f(s.b.Containers, w, r)
 	}
-	return s.b.Containers, nil
 }
 
 // validName is dockerd's rule for container names.
@@ -89,11 +93,7 @@ func parsePlatform(p string) (*ocispec.Platform, error) {
 	return pl, nil
 }
 
-func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerCreate(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	name := r.URL.Query().Get("name")
 	if name != "" && !validName.MatchString(name) {
 		return badRequest("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
@@ -125,11 +125,7 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusCreated, resp)
 }
 
-func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerList(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	all, err := boolParam(r, "all")
 	if err != nil {
 		return err
@@ -155,11 +151,7 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, list)
 }
 
-func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerInspect(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	resp, err := cs.Inspect(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -167,11 +159,7 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 	return writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerStart(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Get("checkpoint") != "" {
 		return notImplemented("checkpoints are not supported by Berth")
 	}
@@ -181,11 +169,7 @@ func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	// A --rm container that fails to start is removed by the manager.
-	if err := cs.Start(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return respond(w, http.StatusNoContent, cs.Start(r.Context(), id))
 }
 
 func stopOptions(r *http.Request) (ctrs.StopOptions, error) {
@@ -201,11 +185,7 @@ func stopOptions(r *http.Request) (ctrs.StopOptions, error) {
 	return o, nil
 }
 
-func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerStop(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	o, err := stopOptions(r)
 	if err != nil {
 		return err
@@ -221,39 +201,19 @@ func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerRestart(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	o, err := stopOptions(r)
 	if err != nil {
 		return err
 	}
-	if err := cs.Restart(r.Context(), r.PathValue("id"), o); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return respond(w, http.StatusNoContent, cs.Restart(r.Context(), r.PathValue("id"), o))
 }
 
-func (s *Server) containerKill(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
-	if err := cs.Kill(r.Context(), r.PathValue("id"), r.URL.Query().Get("signal")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+func (s *Server) containerKill(cs Containers, w http.ResponseWriter, r *http.Request) error {
+	return respond(w, http.StatusNoContent, cs.Kill(r.Context(), r.PathValue("id"), r.URL.Query().Get("signal")))
 }
 
-func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerWait(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	cond := container.WaitCondition(r.URL.Query().Get("condition"))
 	switch cond {
 	case "":
@@ -282,11 +242,7 @@ func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-func (s *Server) containerRemove(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerRemove(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	force, err := boolParam(r, "force")
 	if err != nil {
 		return err
@@ -298,23 +254,14 @@ func (s *Server) containerRemove(w http.ResponseWriter, r *http.Request) error {
 	if link, _ := boolParam(r, "link"); link {
 		return notImplemented("links are not supported by Berth")
 	}
-	if err := cs.Remove(r.Context(), r.PathValue("id"), ctrs.RemoveOptions{Force: force, RemoveVolumes: vols}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return respond(w, http.StatusNoContent, cs.Remove(r.Context(), r.PathValue("id"), ctrs.RemoveOptions{Force: force, RemoveVolumes: vols}))
 }
 
-func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
+func (s *Server) containerLogs(cs Containers, w http.ResponseWriter, r *http.Request) error {
+	var o ctrs.LogsOptions
+	err := boolParams(r, map[string]*bool{"stdout": &o.Stdout, "stderr": &o.Stderr, "follow": &o.Follow, "timestamps": &o.Timestamps})
 	if err != nil {
 		return err
-	}
-	var o ctrs.LogsOptions
-	for name, dst := range map[string]*bool{"stdout": &o.Stdout, "stderr": &o.Stderr, "follow": &o.Follow, "timestamps": &o.Timestamps} {
-		if *dst, err = boolParam(r, name); err != nil {
-			return err
-		}
 	}
 	if !o.Stdout && !o.Stderr {
 		return badRequest("bad parameters: you must choose at least one stream (stdout=1 or stderr=1)")
@@ -366,16 +313,10 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerAttach(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	var stream, stdin, stdout, stderr, replay bool
-	for name, dst := range map[string]*bool{"stream": &stream, "stdin": &stdin, "stdout": &stdout, "stderr": &stderr, "logs": &replay} {
-		if *dst, err = boolParam(r, name); err != nil {
-			return err
-		}
+	if err := boolParams(r, map[string]*bool{"stream": &stream, "stdin": &stdin, "stdout": &stdout, "stderr": &stderr, "logs": &replay}); err != nil {
+		return err
 	}
 	if !stream && !replay {
 		return badRequest("bad parameters: at least one of stream=1 or logs=1 is required")
@@ -447,27 +388,19 @@ func sizeParams(r *http.Request) (uint, uint, error) {
 	return uint(h), uint(wd), nil
 }
 
-func (s *Server) containerResize(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
+// resize answers a resize request of a container's or an exec's terminal
+// with the backend's resize for that kind of id.
+func resize(f func(cs Containers, ctx context.Context, id string, height, width uint) error) func(cs Containers, w http.ResponseWriter, r *http.Request) error {
+	return func(cs Containers, w http.ResponseWriter, r *http.Request) error {
+		h, wd, err := sizeParams(r)
+		if err != nil {
+			return err
+		}
+		return respond(w, http.StatusOK, f(cs, r.Context(), r.PathValue("id"), h, wd))
 	}
-	h, wd, err := sizeParams(r)
-	if err != nil {
-		return err
-	}
-	if err := cs.Resize(r.Context(), r.PathValue("id"), h, wd); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
 }
 
-func (s *Server) containerTop(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerTop(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	resp, err := cs.Top(r.Context(), r.PathValue("id"), r.URL.Query().Get("ps_args"))
 	if err != nil {
 		return err
@@ -475,11 +408,8 @@ func (s *Server) containerTop(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerStats(cs Containers, w http.ResponseWriter, r *http.Request) error {
+	var err error
 	stream := true
 	if r.URL.Query().Get("stream") != "" {
 		if stream, err = boolParam(r, "stream"); err != nil {
@@ -533,27 +463,15 @@ func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-func (s *Server) containerRename(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerRename(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	name := r.URL.Query().Get("name")
 	if !validName.MatchString(name) {
 		return badRequest("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
-	if err := cs.Rename(r.Context(), r.PathValue("id"), strings.TrimPrefix(name, "/")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return respond(w, http.StatusNoContent, cs.Rename(r.Context(), r.PathValue("id"), strings.TrimPrefix(name, "/")))
 }
 
-func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerPrune(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	f, err := parseFilters(r)
 	if err != nil {
 		return err
@@ -597,11 +515,7 @@ func setPathStat(w http.ResponseWriter, st container.PathStat) error {
 	return nil
 }
 
-func (s *Server) archiveStat(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) archiveStat(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	p, err := archivePath(r)
 	if err != nil {
 		return err
@@ -617,11 +531,7 @@ func (s *Server) archiveStat(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) archiveGet(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) archiveGet(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	p, err := archivePath(r)
 	if err != nil {
 		return err
@@ -643,11 +553,7 @@ func (s *Server) archiveGet(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) archivePut(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) archivePut(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	p, err := archivePath(r)
 	if err != nil {
 		return err
@@ -656,18 +562,10 @@ func (s *Server) archivePut(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := cs.CopyTo(r.Context(), r.PathValue("id"), p, r.Body, ctrs.CopyToOptions{NoOverwriteDirNonDir: noOverwrite}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return respond(w, http.StatusOK, cs.CopyTo(r.Context(), r.PathValue("id"), p, r.Body, ctrs.CopyToOptions{NoOverwriteDirNonDir: noOverwrite}))
 }
 
-func (s *Server) containerExport(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) containerExport(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if _, err := cs.Inspect(r.Context(), id); err != nil {
 		return err
@@ -681,11 +579,7 @@ func (s *Server) containerExport(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) execCreate(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	var req container.ExecCreateRequest
 	if err := decodeStrictLegacy(r, &req, execCreateLegacy); err != nil {
 		return err
@@ -703,11 +597,7 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusCreated, common.IDResponse{ID: id})
 }
 
-func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) execStart(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	var req container.ExecStartRequest
 	if err := decodeStrict(r, &req); err != nil {
 		return err
@@ -824,27 +714,7 @@ func (d *detachable) Write(p []byte) (int, error) {
 	return d.w.Write(p)
 }
 
-func (s *Server) execResize(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
-	h, wd, err := sizeParams(r)
-	if err != nil {
-		return err
-	}
-	if err := cs.ExecResize(r.Context(), r.PathValue("id"), h, wd); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-func (s *Server) execInspect(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.ctrs()
-	if err != nil {
-		return err
-	}
+func (s *Server) execInspect(cs Containers, w http.ResponseWriter, r *http.Request) error {
 	resp, err := cs.ExecInspect(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err

@@ -98,3 +98,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) error {
 	w.WriteHeader(code)
 	return json.NewEncoder(w).Encode(v)
 }
+
+// respond sends an empty reply with code, unless the call it answers for
+// failed: then err goes back to handle, which sends the error body.
+func respond(w http.ResponseWriter, code int, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(code)
+	return nil
+}

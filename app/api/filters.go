@@ -69,6 +69,18 @@ func boolParam(r *http.Request, name string) (bool, error) {
 	return false, badRequest("invalid value %q for query parameter %s: expected a boolean", v, name)
 }
 
+// boolParams reads several boolean query parameters, each into its *bool.
+func boolParams(r *http.Request, dst map[string]*bool) error {
+	for name, d := range dst {
+		v, err := boolParam(r, name)
+		if err != nil {
+			return err
+		}
+		*d = v
+	}
+	return nil
+}
+
 // intParam reads an integer query parameter with a default.
 func intParam(r *http.Request, name string, def int) (int, error) {
 	v := r.URL.Query().Get(name)
