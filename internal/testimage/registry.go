@@ -26,9 +26,13 @@ import (
 const RegistryBinary = "/usr/bin/docker-registry"
 
 // RegistryOptions configures Registry. With Username set the registry
-// requires HTTP basic auth checked against an htpasswd file.
+// requires credentials: by default HTTP basic auth checked against an
+// htpasswd file; with TokenAuth the Docker token protocol, where the
+// registry sends clients to an in-process token server (the realm) that
+// checks the credentials and issues signed JWTs the registry verifies.
 type RegistryOptions struct {
 	Username, Password string
+	TokenAuth          bool
 }
 
 // RegistryServer is a running docker-registry on 127.0.0.1 (started by Registry).
@@ -38,6 +42,7 @@ type RegistryServer struct {
 	Password string
 	Dir      string // storage root
 	log      *syncBuffer
+	token    *tokenServer // nil unless RegistryOptions.TokenAuth
 }
 
 // Registry starts a registry on a free loopback port; it is stopped and its
@@ -51,7 +56,15 @@ func Registry(t testing.TB, opts RegistryOptions) *RegistryServer {
 	dir := t.TempDir()
 	r := &RegistryServer{Username: opts.Username, Password: opts.Password, Dir: filepath.Join(dir, "storage"), log: &syncBuffer{}}
 	authCfg := ""
-	if opts.Username != "" {
+	if opts.TokenAuth && opts.Username == "" {
+		t.Fatal("testimage: RegistryOptions.TokenAuth needs a Username and Password for the token server to check")
+	}
+	if opts.TokenAuth {
+		certPath := filepath.Join(dir, "token-root.pem")
+		r.token = startTokenServer(t, opts.Username, opts.Password, certPath)
+		authCfg = fmt.Sprintf("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n",
+			r.token.realm(), TokenService, TokenIssuer, certPath)
+	} else if opts.Username != "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(opts.Password), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
@@ -61,6 +74,12 @@ func Registry(t testing.TB, opts RegistryOptions) *RegistryServer {
 			t.Fatal(err)
 		}
 		authCfg = fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-test\n    path: %s\n", htpasswd)
+	}
+	// Token-auth refusals are logged at info level only; keep them, since
+	// that log is what a failing test prints.
+	logLevel := "warn"
+	if opts.TokenAuth {
+		logLevel = "info"
 	}
 	// A free port can be taken by someone else between our probe and the
 	// registry's bind; retry a few times with a new port.
@@ -73,7 +92,7 @@ func Registry(t testing.TB, opts RegistryOptions) *RegistryServer {
 		r.Addr = "127.0.0.1:" + strconv.Itoa(port)
 		cfg := fmt.Sprintf(`version: 0.1
 log:
-  level: warn
+  level: %s
   accesslog:
     disabled: true
 storage:
@@ -84,7 +103,7 @@ storage:
 http:
   addr: %s
   secret: berth-test-secret
-%s`, r.Dir, r.Addr, authCfg)
+%s`, logLevel, r.Dir, r.Addr, authCfg)
 		cfgPath := filepath.Join(dir, "config.yml")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)

@@ -2,9 +2,14 @@ package testimage
 
 import (
 	"archive/tar"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -135,4 +140,87 @@ func TestRegistryPushAndAuth(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestRegistryTokenAuth(t *testing.T) {
+	t.Parallel()
+	img, err := BusyboxImage("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Registry(t, RegistryOptions{Username: "berth", Password: "t0ken-pw", TokenAuth: true})
+	full := r.Push(t, img, "private/busybox:latest")
+	pushed := r.TokenStats()
+	if pushed.Granted == 0 || pushed.Refused != 0 {
+		t.Fatalf("push did not go through the token server: %+v", pushed)
+	}
+	ref, _ := name.ParseReference(full, name.Insecure)
+	got, err := remote.Image(ref, remote.WithAuth(r.Auth()))
+	if err != nil {
+		t.Fatalf("read back: %v\n%s", err, r.Log())
+	}
+	want, _ := img.Digest()
+	if d, _ := got.Digest(); d != want {
+		t.Fatalf("digest %s, want %s", d, want)
+	}
+	if s := r.TokenStats(); s.Granted <= pushed.Granted {
+		t.Errorf("read back without a new token: %+v", s)
+	}
+
+	// Anonymous: the token server hands out a token without access, and
+	// the registry refuses it.
+	_, err = remote.Image(ref, remote.WithAuth(authn.Anonymous))
+	var te *transport.Error
+	if !errors.As(err, &te) || te.StatusCode != 401 {
+		t.Fatalf("anonymous pull: %v", err)
+	}
+	if s := r.TokenStats(); s.Anonymous == 0 {
+		t.Errorf("anonymous pull did not ask for a token: %+v", s)
+	}
+	// Wrong password: the token server refuses.
+	_, err = remote.Image(ref, remote.WithAuth(&authn.Basic{Username: "berth", Password: "wrong"}))
+	if !errors.As(err, &te) || te.StatusCode != 401 {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if s := r.TokenStats(); s.Refused != 1 {
+		t.Errorf("wrong password not refused by the token server: %+v", s)
+	}
+	// The registry checks the signature: a token signed by a key other
+	// than the one whose certificate is in the x5c/rootcertbundle fails.
+	forger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	r.token.mu.Lock()
+	r.token.key = forger
+	r.token.mu.Unlock()
+	before := r.TokenStats().Granted
+	_, err = remote.Image(ref, remote.WithAuth(r.Auth()))
+	if !errors.As(err, &te) || te.StatusCode != 401 {
+		t.Fatalf("forged token: %v", err)
+	}
+	if r.TokenStats().Granted == before {
+		t.Error("forged-token pull did not fetch a token")
+	}
+}
+
+func TestRegistryTokenAuthNeedsCredentials(t *testing.T) {
+	t.Parallel()
+	ft := &fatalRecorder{TB: t}
+	func() {
+		defer func() { recover() }()
+		Registry(ft, RegistryOptions{TokenAuth: true})
+	}()
+	if !strings.Contains(ft.msg, "needs a Username") {
+		t.Fatalf("got %q", ft.msg)
+	}
+}
+
+// fatalRecorder catches a Fatal instead of failing the real test.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Fatal(args ...any) { f.msg = fmt.Sprint(args...); panic(f) }
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(f)
 }
