@@ -190,15 +190,11 @@ func (s *Server) containerStop(cs Containers, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return err
 	}
-	if err := cs.Stop(r.Context(), r.PathValue("id"), o); err != nil {
-		if errors.Is(err, ctrs.ErrNotRunning) {
-			w.WriteHeader(http.StatusNotModified) // docker's answer: already stopped
-			return nil
-		}
-		return err
+	err = cs.Stop(r.Context(), r.PathValue("id"), o)
+	if errors.Is(err, ctrs.ErrNotRunning) {
+		return respond(w, http.StatusNotModified, nil) // docker's answer: already stopped
 	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return respond(w, http.StatusNoContent, err)
 }
 
 func (s *Server) containerRestart(cs Containers, w http.ResponseWriter, r *http.Request) error {
@@ -506,7 +502,12 @@ func archivePath(r *http.Request) (string, error) {
 	return p, nil
 }
 
-func setPathStat(w http.ResponseWriter, st container.PathStat) error {
+// setPathStat stats path p in container id into docker's stat header.
+func setPathStat(ctx context.Context, cs Containers, w http.ResponseWriter, id, p string) error {
+	st, err := cs.StatPath(ctx, id, p)
+	if err != nil {
+		return err
+	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -520,15 +521,7 @@ func (s *Server) archiveStat(cs Containers, w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return err
 	}
-	st, err := cs.StatPath(r.Context(), r.PathValue("id"), p)
-	if err != nil {
-		return err
-	}
-	if err := setPathStat(w, st); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return respond(w, http.StatusOK, setPathStat(r.Context(), cs, w, r.PathValue("id"), p))
 }
 
 func (s *Server) archiveGet(cs Containers, w http.ResponseWriter, r *http.Request) error {
@@ -537,11 +530,7 @@ func (s *Server) archiveGet(cs Containers, w http.ResponseWriter, r *http.Reques
 		return err
 	}
 	id := r.PathValue("id")
-	st, err := cs.StatPath(r.Context(), id, p)
-	if err != nil {
-		return err
-	}
-	if err := setPathStat(w, st); err != nil {
+	if err := setPathStat(r.Context(), cs, w, id, p); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
@@ -612,11 +601,7 @@ func (s *Server) execStart(cs Containers, w http.ResponseWriter, r *http.Request
 	}
 	if req.Detach {
 		ctx := context.WithoutCancel(r.Context())
-		if err := cs.ExecStart(ctx, id, ctrs.ExecStartOptions{Detach: true, ConsoleSize: req.ConsoleSize}); err != nil {
-			return err
-		}
-		w.WriteHeader(http.StatusOK)
-		return nil
+		return respond(w, http.StatusOK, cs.ExecStart(ctx, id, ctrs.ExecStartOptions{Detach: true, ConsoleSize: req.ConsoleSize}))
 	}
 	tty := req.Tty || ei.ProcessConfig != nil && ei.ProcessConfig.Tty
 	ct := multiplexedStream

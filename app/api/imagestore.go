@@ -281,11 +281,7 @@ func (s *ImageStore) Pull(ctx context.Context, ref, platform string, progress fu
 			started = true
 			progress(jsonstream.Message{ID: tagOrDigest, Status: "Pulling from " + repo})
 		}
-		m := jsonstream.Message{ID: e.ID, Status: e.Status}
-		if e.Total > 0 || e.Current > 0 {
-			m.Progress = &jsonstream.Progress{Current: e.Current, Total: e.Total}
-		}
-		progress(m)
+		progress(progressMessage(e))
 	}
 	rec, err := s.Store.Pull(ctx, ref, opts)
 	if err != nil {
@@ -374,20 +370,9 @@ func (s *ImageStore) Remove(ctx context.Context, ref string, force, noPrune bool
 }
 
 func (s *ImageStore) Load(ctx context.Context, r io.Reader, progress func(jsonstream.Message)) error {
-	imgs, err := s.Store.Load(ctx, r, imgstore.LoadOptions{Progress: func(e imgstore.Event) {
-		m := jsonstream.Message{ID: e.ID, Status: e.Status}
-		if e.Total > 0 || e.Current > 0 {
-			m.Progress = &jsonstream.Progress{Current: e.Current, Total: e.Total}
-		}
-		progress(m)
-	}})
+	imgs, err := s.Store.Load(ctx, r, imgstore.LoadOptions{Progress: func(e imgstore.Event) { progress(progressMessage(e)) }})
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return err
-		}
-		// Everything Load refuses is about the input (not an archive,
-		// corrupt, truncated, unsupported format).
-		return badRequest("%v", err)
+		return inputErr(err)
 	}
 	for _, im := range imgs {
 		if len(im.Tags) == 0 {
@@ -404,18 +389,9 @@ func (s *ImageStore) Load(ctx context.Context, r io.Reader, progress func(jsonst
 
 // Import makes a one-layer image from a root filesystem tar (docker import).
 func (s *ImageStore) Import(ctx context.Context, r io.Reader, ref string, progress func(jsonstream.Message)) error {
-	rec, err := s.Store.Import(ctx, r, ref, imgstore.ImportOptions{Progress: func(e imgstore.Event) {
-		m := jsonstream.Message{ID: e.ID, Status: e.Status}
-		if e.Total > 0 || e.Current > 0 {
-			m.Progress = &jsonstream.Progress{Current: e.Current, Total: e.Total}
-		}
-		progress(m)
-	}})
+	rec, err := s.Store.Import(ctx, r, ref, imgstore.ImportOptions{Progress: func(e imgstore.Event) { progress(progressMessage(e)) }})
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return err
-		}
-		return badRequest("%v", err) // a bad name or not a root filesystem tar
+		return inputErr(err)
 	}
 	id := imageID(rec)
 	s.publish(events.ActionImport, id, ref)
@@ -424,6 +400,26 @@ func (s *ImageStore) Import(ctx context.Context, r io.Reader, ref string, progre
 }
 
 var _ RootfsImporter = (*ImageStore)(nil)
+
+// progressMessage is a store event as a line of docker's progress stream.
+func progressMessage(e imgstore.Event) jsonstream.Message {
+	m := jsonstream.Message{ID: e.ID, Status: e.Status}
+	if e.Total > 0 || e.Current > 0 {
+		m.Progress = &jsonstream.Progress{Current: e.Current, Total: e.Total}
+	}
+	return m
+}
+
+// inputErr classifies a failed load or import: short of cancellation,
+// everything the store refuses there is about the input (not an archive,
+// corrupt, truncated, an unsupported format, a bad name, not a root
+// filesystem tar).
+func inputErr(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return badRequest("%v", err)
+}
 
 func (s *ImageStore) Save(ctx context.Context, refs []string, w io.Writer) error {
 	return imageErr(s.Store.Save(ctx, w, refs, imgstore.FormatDocker))
