@@ -11,11 +11,11 @@ import (
 )
 
 func (s *Server) imageRoutes() {
-	s.handle("GET /images/json", s.imageList)
-	s.handle("POST /images/create", s.imagePull)
-	s.handle("POST /images/load", s.imageLoad)
+	s.handle("GET /images/json", s.withImages(s.imageList))
+	s.handle("POST /images/create", s.withImages(s.imagePull))
+	s.handle("POST /images/load", s.withImages(s.imageLoad))
 	s.handle("GET /images/get", s.imageSave)
-	s.handle("POST /images/prune", s.imagePrune)
+	s.handle("POST /images/prune", s.withImages(s.imagePrune))
 	s.handle("GET /images/search", func(w http.ResponseWriter, r *http.Request) error {
 		return notImplemented("docker search is not supported by Berth: search your registry's web UI")
 	})
@@ -26,7 +26,7 @@ func (s *Server) imageRoutes() {
 	// split by hand.
 	s.handle("GET /images/{rest...}", s.imageByName)
 	s.handle("POST /images/{rest...}", s.imageByName)
-	s.handle("DELETE /images/{rest...}", s.imageRemove)
+	s.handle("DELETE /images/{rest...}", s.withImages(s.imageRemove))
 }
 
 func (s *Server) images() (Images, error) {
@@ -36,6 +36,17 @@ func (s *Server) images() (Images, error) {
 	return s.b.Images, nil
 }
 
+// withImages adapts a handler that needs the image store.
+func (s *Server) withImages(f func(is Images, w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		is, err := s.images()
+		if err != nil {
+			return err
+		}
+		return f(is, w, r)
+	}
+}
+
 func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) error {
 	rest := r.PathValue("rest")
 	i := strings.LastIndex(rest, "/")
@@ -43,26 +54,31 @@ func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) error {
 		return notFound("page not found: %s /images/%s", r.Method, rest)
 	}
 	name, op := rest[:i], rest[i+1:]
+	var h func(is Images, w http.ResponseWriter, r *http.Request, name string) error
 	switch {
 	case r.Method == http.MethodGet && op == "json":
-		return s.imageInspect(w, r, name)
+		h = s.imageInspect
 	case r.Method == http.MethodGet && op == "history":
-		return s.imageHistory(w, r, name)
+		h = s.imageHistory
 	case r.Method == http.MethodGet && op == "get":
-		return s.saveImages(w, r, []string{name})
+		h = func(is Images, w http.ResponseWriter, r *http.Request, name string) error {
+			return s.saveImages(is, w, r, []string{name})
+		}
 	case r.Method == http.MethodPost && op == "tag":
-		return s.imageTag(w, r, name)
+		h = s.imageTag
 	case r.Method == http.MethodPost && op == "push":
 		return notImplemented("docker push is not supported by Berth yet")
+	default:
+		return notFound("page not found: %s /images/%s", r.Method, rest)
 	}
-	return notFound("page not found: %s /images/%s", r.Method, rest)
-}
-
-func (s *Server) imageList(w http.ResponseWriter, r *http.Request) error {
 	is, err := s.images()
 	if err != nil {
 		return err
 	}
+	return h(is, w, r, name)
+}
+
+func (s *Server) imageList(is Images, w http.ResponseWriter, r *http.Request) error {
 	all, err := boolParam(r, "all")
 	if err != nil {
 		return err
@@ -84,11 +100,7 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, list)
 }
 
-func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name string) error {
-	is, err := s.images()
-	if err != nil {
-		return err
-	}
+func (s *Server) imageInspect(is Images, w http.ResponseWriter, r *http.Request, name string) error {
 	resp, err := is.Inspect(r.Context(), name)
 	if err != nil {
 		return err
@@ -96,11 +108,7 @@ func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name strin
 	return writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name string) error {
-	is, err := s.images()
-	if err != nil {
-		return err
-	}
+func (s *Server) imageHistory(is Images, w http.ResponseWriter, r *http.Request, name string) error {
 	h, err := is.History(r.Context(), name)
 	if err != nil {
 		return err
@@ -111,11 +119,7 @@ func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name strin
 	return writeJSON(w, http.StatusOK, h)
 }
 
-func (s *Server) imageTag(w http.ResponseWriter, r *http.Request, name string) error {
-	is, err := s.images()
-	if err != nil {
-		return err
-	}
+func (s *Server) imageTag(is Images, w http.ResponseWriter, r *http.Request, name string) error {
 	q := r.URL.Query()
 	repo, tag := q.Get("repo"), q.Get("tag")
 	if repo == "" {
@@ -125,18 +129,10 @@ func (s *Server) imageTag(w http.ResponseWriter, r *http.Request, name string) e
 	if tag != "" {
 		target += ":" + tag
 	}
-	if err := is.Tag(r.Context(), name, target); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusCreated)
-	return nil
+	return respond(w, http.StatusCreated, is.Tag(r.Context(), name, target))
 }
 
-func (s *Server) imageRemove(w http.ResponseWriter, r *http.Request) error {
-	is, err := s.images()
-	if err != nil {
-		return err
-	}
+func (s *Server) imageRemove(is Images, w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("rest")
 	force, err := boolParam(r, "force")
 	if err != nil {
@@ -156,11 +152,7 @@ func (s *Server) imageRemove(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) imagePrune(w http.ResponseWriter, r *http.Request) error {
-	is, err := s.images()
-	if err != nil {
-		return err
-	}
+func (s *Server) imagePrune(is Images, w http.ResponseWriter, r *http.Request) error {
 	f, err := parseFilters(r)
 	if err != nil {
 		return err
@@ -249,11 +241,7 @@ func (p *progressStream) finish(err error) error {
 	return nil
 }
 
-func (s *Server) imagePull(w http.ResponseWriter, r *http.Request) error {
-	is, err := s.images()
-	if err != nil {
-		return err
-	}
+func (s *Server) imagePull(is Images, w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if src := q.Get("fromSrc"); src != "" {
 		imp, ok := is.(RootfsImporter)
@@ -286,15 +274,10 @@ func (s *Server) imagePull(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	ps := newProgressStream(w)
-	err = is.Pull(r.Context(), ref, q.Get("platform"), ps.send)
-	return ps.finish(err)
+	return ps.finish(is.Pull(r.Context(), ref, q.Get("platform"), ps.send))
 }
 
-func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) error {
-	is, err := s.images()
-	if err != nil {
-		return err
-	}
+func (s *Server) imageLoad(is Images, w http.ResponseWriter, r *http.Request) error {
 	ps := newProgressStream(w)
 	// Progress goes out while the tarball still comes in: without full
 	// duplex, net/http would cut the request body at the first flush.
@@ -302,8 +285,7 @@ func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	closeAfter(w)
-	err = is.Load(r.Context(), r.Body, ps.send)
-	return ps.finish(err)
+	return ps.finish(is.Load(r.Context(), r.Body, ps.send))
 }
 
 // closeAfter ends the connection after this response. A full-duplex
@@ -319,14 +301,14 @@ func (s *Server) imageSave(w http.ResponseWriter, r *http.Request) error {
 	if len(names) == 0 {
 		return badRequest("no image names given to save (names=...)")
 	}
-	return s.saveImages(w, r, names)
-}
-
-func (s *Server) saveImages(w http.ResponseWriter, r *http.Request, names []string) error {
 	is, err := s.images()
 	if err != nil {
 		return err
 	}
+	return s.saveImages(is, w, r, names)
+}
+
+func (s *Server) saveImages(is Images, w http.ResponseWriter, r *http.Request, names []string) error {
 	// Resolve every name first so a typo is a 404, not a truncated tarball.
 	for _, n := range names {
 		if _, err := is.Inspect(r.Context(), n); err != nil {
