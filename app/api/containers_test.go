@@ -2,10 +2,8 @@ package api
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -131,42 +129,22 @@ func TestContainersBadInputAndConcurrency(t *testing.T) {
 	}
 
 	// 100 concurrent calls: 20 creates racing 80 lists and inspects.
-	var wg sync.WaitGroup
-	errs := make(chan string, 100)
-	for i := 0; i < 100; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			var req *http.Request
-			want := 200
-			if i%5 == 0 {
-				b := strings.Replace(body, `"Cmd":["httpd","-f","-p","80"]`, `"Cmd":["true"]`, 1)
-				b = strings.Replace(b, `"PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]}`, `"PortBindings":{}`, 1)
-				req, _ = http.NewRequest("POST", fmt.Sprintf("http://berth/v1.50/containers/create?name=conc%d", i), strings.NewReader(b))
-				req.Header.Set("Content-Type", "application/json")
-				want = 201
-			} else if i%2 == 0 {
-				req, _ = http.NewRequest("GET", "http://berth/v1.50/containers/json?all=1", nil)
-			} else {
-				req, _ = http.NewRequest("GET", "http://berth/v1.50/containers/second/json", nil)
-			}
-			resp, err := c.Do(req)
-			if err != nil {
-				errs <- err.Error()
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != want {
-				errs <- fmt.Sprintf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, b)
-			}
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
+	concurrently(t, c, 100, func(i int) (*http.Request, int) {
+		switch {
+		case i%5 == 0:
+			b := strings.Replace(body, `"Cmd":["httpd","-f","-p","80"]`, `"Cmd":["true"]`, 1)
+			b = strings.Replace(b, `"PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]}`, `"PortBindings":{}`, 1)
+			req, _ := http.NewRequest("POST", fmt.Sprintf("http://berth/v1.50/containers/create?name=conc%d", i), strings.NewReader(b))
+			req.Header.Set("Content-Type", "application/json")
+			return req, 201
+		case i%2 == 0:
+			req, _ := http.NewRequest("GET", "http://berth/v1.50/containers/json?all=1", nil)
+			return req, 200
+		default:
+			req, _ := http.NewRequest("GET", "http://berth/v1.50/containers/second/json", nil)
+			return req, 200
+		}
+	})
 	out := d("ps", "-a", "--filter", "name=conc", "--format", "{{.Names}}")
 	if n := len(strings.Fields(out)); n != 20 {
 		t.Fatalf("after 20 concurrent creates, ps -a lists %d:\n%s", n, out)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +24,36 @@ func httpOver(sock string) *http.Client {
 			return d.DialContext(ctx, "unix", sock)
 		},
 	}}
+}
+
+// concurrently sends n requests over c at once, the i-th built by mk with
+// the status it must get, and reports every call that failed or got another.
+func concurrently(t *testing.T, c *http.Client, n int, mk func(i int) (*http.Request, int)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			req, want := mk(i)
+			resp, err := c.Do(req)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				errs <- fmt.Sprintf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, b)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
 
 func call(t *testing.T, c *http.Client, method, path, body string) (int, http.Header, string) {
@@ -196,35 +227,14 @@ func TestConcurrentCalls(t *testing.T) {
 	t.Parallel()
 	sock := serve(t, Backend{})
 	c := httpOver(sock)
-	var wg sync.WaitGroup
-	errs := make(chan string, 100)
-	for i := 0; i < 100; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			path := []string{"/_ping", "/version", "/info", "/v1.50/nope"}[i%4]
-			req, _ := http.NewRequest("GET", "http://berth"+path, nil)
-			resp, err := c.Do(req)
-			if err != nil {
-				errs <- err.Error()
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			want := 200
-			if strings.HasSuffix(path, "nope") {
-				want = 404
-			}
-			if resp.StatusCode != want {
-				errs <- path + ": " + resp.Status
-			}
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
+	concurrently(t, c, 100, func(i int) (*http.Request, int) {
+		path := []string{"/_ping", "/version", "/info", "/v1.50/nope"}[i%4]
+		req, _ := http.NewRequest("GET", "http://berth"+path, nil)
+		if strings.HasSuffix(path, "nope") {
+			return req, 404
+		}
+		return req, 200
+	})
 	if code, _, _ := call(t, c, "GET", "/_ping", ""); code != 200 {
 		t.Fatal("server stopped answering after 100 concurrent calls")
 	}
