@@ -22,30 +22,38 @@ import (
 )
 
 func (s *Server) containerRoutes() {
-	s.handle("GET /containers/json", s.withContainers(s.containerList))
-	s.handle("POST /containers/create", s.withContainers(s.containerCreate))
-	s.handle("POST /containers/prune", s.withContainers(s.containerPrune))
-	s.handle("GET /containers/{id}/json", s.withContainers(s.containerInspect))
-	s.handle("POST /containers/{id}/start", s.withContainers(s.containerStart))
-	s.handle("POST /containers/{id}/stop", s.withContainers(s.containerStop))
-	s.handle("POST /containers/{id}/restart", s.withContainers(s.containerRestart))
-	s.handle("POST /containers/{id}/kill", s.withContainers(s.containerKill))
-	s.handle("POST /containers/{id}/wait", s.withContainers(s.containerWait))
-	s.handle("DELETE /containers/{id}", s.withContainers(s.containerRemove))
-	s.handle("GET /containers/{id}/logs", s.withContainers(s.containerLogs))
-	s.handle("POST /containers/{id}/attach", s.withContainers(s.containerAttach))
-	s.handle("POST /containers/{id}/resize", s.withContainers(resize(Containers.Resize)))
-	s.handle("GET /containers/{id}/top", s.withContainers(s.containerTop))
-	s.handle("GET /containers/{id}/stats", s.withContainers(s.containerStats))
-	s.handle("POST /containers/{id}/rename", s.withContainers(s.containerRename))
-	s.handle("HEAD /containers/{id}/archive", s.withContainers(s.archiveStat))
-	s.handle("GET /containers/{id}/archive", s.withContainers(s.archiveGet))
-	s.handle("PUT /containers/{id}/archive", s.withContainers(s.archivePut))
-	s.handle("GET /containers/{id}/export", s.withContainers(s.containerExport))
-	s.handle("POST /containers/{id}/exec", s.withContainers(s.execCreate))
-	s.handle("POST /exec/{id}/start", s.withContainers(s.execStart))
-	s.handle("POST /exec/{id}/resize", s.withContainers(resize(Containers.ExecResize)))
-	s.handle("GET /exec/{id}/json", s.withContainers(s.execInspect))
+	// Every one of these needs the container backend.
+	for _, rt := range []struct {
+		pattern string
+		h       func(cs Containers, w http.ResponseWriter, r *http.Request) error
+	}{
+		{"GET /containers/json", s.containerList},
+		{"POST /containers/create", s.containerCreate},
+		{"POST /containers/prune", s.containerPrune},
+		{"GET /containers/{id}/json", s.containerInspect},
+		{"POST /containers/{id}/start", s.containerStart},
+		{"POST /containers/{id}/stop", s.containerStop},
+		{"POST /containers/{id}/restart", s.containerRestart},
+		{"POST /containers/{id}/kill", s.containerKill},
+		{"POST /containers/{id}/wait", s.containerWait},
+		{"DELETE /containers/{id}", s.containerRemove},
+		{"GET /containers/{id}/logs", s.containerLogs},
+		{"POST /containers/{id}/attach", s.containerAttach},
+		{"POST /containers/{id}/resize", resize(Containers.Resize)},
+		{"GET /containers/{id}/top", s.containerTop},
+		{"GET /containers/{id}/stats", s.containerStats},
+		{"POST /containers/{id}/rename", s.containerRename},
+		{"HEAD /containers/{id}/archive", s.archiveStat},
+		{"GET /containers/{id}/archive", s.archiveGet},
+		{"PUT /containers/{id}/archive", s.archivePut},
+		{"GET /containers/{id}/export", s.containerExport},
+		{"POST /containers/{id}/exec", s.execCreate},
+		{"POST /exec/{id}/start", s.execStart},
+		{"POST /exec/{id}/resize", resize(Containers.ExecResize)},
+		{"GET /exec/{id}/json", s.execInspect},
+	} {
+		s.handle(rt.pattern, s.withContainers(rt.h))
+	}
 	for _, op := range []struct{ pattern, what string }{
 		{"POST /containers/{id}/pause", "docker pause"},
 		{"POST /containers/{id}/unpause", "docker unpause"},
