@@ -15,12 +15,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
 
+	"github.com/berth-dev/berth/internal/syncbuf"
 	"github.com/berth-dev/berth/internal/testimage"
 )
 
@@ -347,33 +347,15 @@ func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startBackground runs a long-lived docker command (events, logs -f, wait)
 // until ctx ends or the test does.
-func startBackground(t *testing.T, ctx context.Context, sock string, args ...string) *syncBuffer {
+func startBackground(t *testing.T, ctx context.Context, sock string, args ...string) *syncbuf.Buffer {
 	t.Helper()
 	requireDocker(t)
 	ctx, cancel := context.WithCancel(ctx)
 	cmd := exec.CommandContext(ctx, dockerCLI, args...)
 	cmd.Env = dockerEnv(t, sock)
-	buf := &syncBuffer{}
+	buf := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = buf, buf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -390,7 +372,7 @@ type ptySession struct {
 	t    *testing.T
 	f    *os.File
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	seen int
 }
 
@@ -403,7 +385,7 @@ func startPTY(t *testing.T, sock string, rows, cols uint16, args ...string) *pty
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &ptySession{t: t, f: f, cmd: cmd, out: &syncBuffer{}}
+	p := &ptySession{t: t, f: f, cmd: cmd, out: &syncbuf.Buffer{}}
 	go io.Copy(p.out, bufio.NewReader(f))
 	t.Cleanup(func() {
 		f.Close()

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/moby/moby/api/types/container"
 
+	"github.com/berth-dev/berth/internal/syncbuf"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/internal/testimage"
 	ctrs "github.com/berth-dev/berth/runtime/container"
@@ -93,15 +93,6 @@ func loadBusybox(t testing.TB, s *image.Store) {
 	}
 }
 
-// syncBuf is a goroutine-safe buffer for attached output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // runResult is what `berth run` (attached) sees.
 type runResult struct {
 	ID             string
@@ -121,7 +112,7 @@ func run(t testing.TB, m *ctrs.Manager, cfg container.Config, hc *container.Host
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	var out, errb syncBuf
+	var out, errb syncbuf.Buffer
 	att, err := m.Attach(ctx, res.ID, ctrs.AttachOptions{Stdout: &out, Stderr: &errb, Stream: true})
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +186,7 @@ func execOut(t testing.TB, m *ctrs.Manager, id string, args ...string) (string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuf
+	var out syncbuf.Buffer
 	if err := m.ExecStart(ctx, eid, ctrs.ExecStartOptions{Stdout: &out, Stderr: &out}); err != nil {
 		t.Fatalf("exec %v: %v", args, err)
 	}

@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/berth-dev/berth/guest/api"
+	"github.com/berth-dev/berth/internal/syncbuf"
 	"github.com/berth-dev/berth/internal/testenv"
 	ragent "github.com/berth-dev/berth/runtime/agent"
 )
@@ -38,20 +38,8 @@ type testAgent struct {
 	rootfs string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *syncBuf
+	log    *syncbuf.Buffer
 }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func requireRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -65,7 +53,7 @@ func startAgent(t *testing.T) *testAgent {
 	requireRoot(t)
 	bin := filepath.Join(testenv.GuestDir(t, runtime.GOARCH), "berth-agent")
 	dir := t.TempDir()
-	ta := &testAgent{sock: filepath.Join(dir, "agent.sock"), rootfs: testenv.BusyboxRootfs(t, runtime.GOARCH), exited: make(chan struct{}), log: &syncBuf{}}
+	ta := &testAgent{sock: filepath.Join(dir, "agent.sock"), rootfs: testenv.BusyboxRootfs(t, runtime.GOARCH), exited: make(chan struct{}), log: &syncbuf.Buffer{}}
 	ta.cmd = exec.Command(bin, "-listen", "unix:"+ta.sock, "-state", filepath.Join(dir, "state"))
 	ta.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	ta.cmd.Stdout, ta.cmd.Stderr = ta.log, ta.log

@@ -1,7 +1,6 @@
 package testimage
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/berth-dev/berth/internal/syncbuf"
 )
 
 // RegistryBinary is Debian's distribution registry (package docker-registry).
@@ -41,7 +41,7 @@ type RegistryServer struct {
 	Username string
 	Password string
 	Dir      string // storage root
-	log      *syncBuffer
+	log      *syncbuf.Buffer
 	token    *tokenServer // nil unless RegistryOptions.TokenAuth
 }
 
@@ -54,7 +54,7 @@ func Registry(t testing.TB, opts RegistryOptions) *RegistryServer {
 		t.Fatalf("testimage: %s not found: install the Debian package docker-registry (packaging/setup-linux.sh)", RegistryBinary)
 	}
 	dir := t.TempDir()
-	r := &RegistryServer{Username: opts.Username, Password: opts.Password, Dir: filepath.Join(dir, "storage"), log: &syncBuffer{}}
+	r := &RegistryServer{Username: opts.Username, Password: opts.Password, Dir: filepath.Join(dir, "storage"), log: &syncbuf.Buffer{}}
 	authCfg := ""
 	if opts.TokenAuth && opts.Username == "" {
 		t.Fatal("testimage: RegistryOptions.TokenAuth needs a Username and Password for the token server to check")
@@ -220,20 +220,3 @@ func (r *RegistryServer) DockerConfig(t testing.TB, user, password string) strin
 
 // Log returns what the registry printed so far.
 func (r *RegistryServer) Log() string { return r.log.String() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
