@@ -81,11 +81,11 @@ func resolveOnDisk(p string, ents map[string]diskEntry) (string, error) {
 	if strings.ContainsRune(p, 0) {
 		return "", errf(ErrInvalid, "path %q contains a NUL byte", p)
 	}
-	todo := strings.Split(p, "/")
+	pending := strings.Split(p, "/")
 	cur, links := "", 0
-	for len(todo) > 0 {
-		comp := todo[0]
-		todo = todo[1:]
+	for len(pending) > 0 {
+		comp := pending[0]
+		pending = pending[1:]
 		switch comp {
 		case "", ".":
 			continue
@@ -107,10 +107,10 @@ func resolveOnDisk(p string, ents map[string]diskEntry) (string, error) {
 			if strings.HasPrefix(e.link, "/") {
 				cur = ""
 			}
-			todo = append(strings.Split(e.link, "/"), todo...)
+			pending = append(strings.Split(e.link, "/"), pending...)
 			continue
 		}
-		if !e.mode.IsDir() && slicesHasName(todo) {
+		if !e.mode.IsDir() && slicesHasName(pending) {
 			return "", errf(ErrNotFound, "no such file or directory in the container: %s (%s is not a directory)", p, "/"+next)
 		}
 		cur = next
