@@ -484,28 +484,22 @@ func fsck(t testing.TB, img string) {
 // build writes an image from one tar and returns its path.
 func build(t testing.TB, tarData []byte, opts Options) (string, error) {
 	t.Helper()
-	img := filepath.Join(t.TempDir(), "img.ext4")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if opts.Size == 0 {
-		opts.Size = 1 << 30
-	}
-	w, err := NewWriter(f, opts)
-	if err != nil {
-		return img, err
-	}
-	if err := w.AddTar(bytes.NewReader(tarData)); err != nil {
-		w.Close()
-		return img, err
-	}
-	return img, w.Close()
+	return writeImage(t, opts, func(w *Writer) error { return w.AddTar(bytes.NewReader(tarData)) })
 }
 
 // buildLayers writes an image from layer tars (bottom first).
 func buildLayers(t testing.TB, layers [][]byte, opts Options) (string, error) {
+	t.Helper()
+	var ops []LayerOpener
+	for _, l := range layers {
+		ops = append(ops, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(l)), nil })
+	}
+	return writeImage(t, opts, func(w *Writer) error { return w.AddLayers(ops) })
+}
+
+// writeImage creates a 1 GiB (unless opts says otherwise) image in a temp
+// dir, lets fill add its content and closes the writer.
+func writeImage(t testing.TB, opts Options, fill func(*Writer) error) (string, error) {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "img.ext4")
 	f, err := os.Create(img)
@@ -520,11 +514,7 @@ func buildLayers(t testing.TB, layers [][]byte, opts Options) (string, error) {
 	if err != nil {
 		return img, err
 	}
-	var ops []LayerOpener
-	for _, l := range layers {
-		ops = append(ops, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(l)), nil })
-	}
-	if err := w.AddLayers(ops); err != nil {
+	if err := fill(w); err != nil {
 		w.Close()
 		return img, err
 	}
