@@ -32,6 +32,7 @@ const (
 const (
 	pipeSize  = 1 << 20
 	readChunk = 256 << 10
+	minRead   = 4 << 10 // when FIONREAD cannot say (EOF, a blocking pty)
 )
 
 // maxSpecBytes bounds args+env: the kernel refuses more at exec (E2BIG)
@@ -159,7 +160,11 @@ func newProcess(id string, spec *api.ProcessSpec, exec bool) (*process, error) {
 		p.childFiles = append(p.childFiles, w)
 		// A bigger pipe lets one read (one gRPC message) carry more: fewer
 		// messages per MB is most of the stdout throughput.
-		unix.FcntlInt(r.Fd(), unix.F_SETPIPE_SZ, pipeSize)
+		// (Through SyscallConn: Fd() would switch the pipe to blocking
+		// mode and tie up a thread per idle reader.)
+		if rc, err := r.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+		}
 	}
 	return p, nil
 }
@@ -196,11 +201,10 @@ func (p *process) startPumps() {
 	pump := func(f *os.File, stream api.StdioFrame_Stream) {
 		defer wg.Done()
 		for {
-			buf := make([]byte, readChunk)
-			n, err := f.Read(buf)
-			if n > 0 {
+			data, err := readAvailable(f)
+			if len(data) > 0 {
 				select {
-				case p.out <- &api.StdioFrame{Stream: stream, Data: buf[:n]}:
+				case p.out <- &api.StdioFrame{Stream: stream, Data: data}:
 				case <-p.gone:
 					return // deleted with output nobody read
 				}
@@ -222,6 +226,43 @@ func (p *process) startPumps() {
 		wg.Wait()
 		close(p.out)
 	}()
+}
+
+// readAvailable waits for output on f and returns what is buffered there (at
+// most readChunk; TIOCINQ = FIONREAD), in a buffer of just that size. Waiting holds no buffer: a
+// container's idle processes would otherwise pin 256 KiB per stream in the
+// agent's heap for as long as they live. At EOF it returns io.EOF.
+func readAvailable(f *os.File) ([]byte, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var data []byte
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		size := minRead
+		if n, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ); err == nil {
+			size = min(max(n, minRead), readChunk)
+		}
+		buf := make([]byte, size)
+		n, err := unix.Read(int(fd), buf)
+		if err == unix.EAGAIN {
+			return false // nothing yet: wait in the poller, bufferless
+		}
+		switch {
+		case err != nil:
+			rerr = err
+		case n == 0:
+			rerr = io.EOF
+		default:
+			data = buf[:n]
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return data, rerr
 }
 
 // closeStdin delivers EOF to the process: closes the pipe, or sends the

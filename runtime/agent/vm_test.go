@@ -82,6 +82,10 @@ func TestVM(t *testing.T) {
 	if !h.Pid1 || h.InitSeconds <= 0 || len(h.Warnings) != 0 {
 		t.Fatalf("health: pid1 %v init %.2f warnings %v", h.Pid1, h.InitSeconds, h.Warnings)
 	}
+	// The idle target: under 10 MB resident once booted.
+	if h.RssBytes >= 10_000_000 {
+		t.Fatalf("idle agent RSS %d bytes, target under 10 MB", h.RssBytes)
+	}
 
 	net, err := c.DHCP(ctx)
 	if err != nil {
@@ -371,11 +375,13 @@ func TestVM(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	t.Run("idle-rss", func(t *testing.T) {
+	t.Run("rss-after-work", func(t *testing.T) {
 		h, err := c.HealthAccounting(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Logged, not asserted: after the bursts above most of the 8 MB
+		// binary is mapped (it lives in the initramfs's tmpfs either way).
 		t.Logf("agent RSS after the tests %d KiB, goroutines %d, fds %d, zombies %d", h.RssBytes/1024, h.Goroutines, h.OpenFds, h.Zombies)
 		if h.Zombies != 0 {
 			t.Fatalf("%d zombies", h.Zombies)
