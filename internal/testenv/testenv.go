@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -155,12 +156,13 @@ func GuestDir(t testing.TB, arch string) string {
 
 // Initrd returns a complete initramfs for arch and the test kernel: the base
 // archive followed by the kernel's modules (initramfs.ForKernel). Cached like
-// GuestDir.
-func Initrd(t testing.TB, arch string) string {
+// GuestDir. extraModules are loaded after Berth's own (tests that need, say,
+// vsock_loopback); without them the archive is the one Berth ships.
+func Initrd(t testing.TB, arch string, extraModules ...string) string {
 	t.Helper()
 	dir := GuestDir(t, arch)
 	_, modulesDir := Kernel(t, arch)
-	out := filepath.Join(dir, "initrd-"+hashString(modulesDir)+".cpio.gz")
+	out := filepath.Join(dir, "initrd-"+hashString(modulesDir+"\x00"+strings.Join(extraModules, ","))+".cpio.gz")
 	err := withLock(filepath.Join(dir, ".initrd.lock"), func() error {
 		if _, err := os.Stat(out); err == nil {
 			return nil
@@ -170,7 +172,13 @@ func Initrd(t testing.TB, arch string) string {
 		if err != nil {
 			return err
 		}
-		if err := initramfs.ForKernel(f, filepath.Join(dir, build.InitramfsFile), modulesDir); err != nil {
+		err = initramfs.ForKernel(f, filepath.Join(dir, build.InitramfsFile), modulesDir)
+		if err == nil && len(extraModules) > 0 {
+			// A second modules archive replaces the first one's order
+			// file: list Berth's modules again, then the extras.
+			err = initramfs.WriteModules(f, modulesDir, append(slices.Clone(initramfs.DefaultModules), extraModules...))
+		}
+		if err != nil {
 			f.Close()
 			return err
 		}
@@ -223,6 +231,24 @@ func BuildGuest(arch string) (string, error) {
 	}
 	guestDirs[arch] = dir
 	return dir, nil
+}
+
+// BuildProbe compiles pkg (a main package of this module) as a static
+// linux/arch binary for running inside a test VM, and returns its path.
+func BuildProbe(t testing.TB, arch, pkg string) string {
+	t.Helper()
+	root, err := build.ModuleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "grpcnotrace", "-ldflags", "-s -w", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s for linux/%s: %v\n%s", pkg, arch, err, b)
+	}
+	return out
 }
 
 // sourceHash covers everything the guest build reads from the tree: guest/
