@@ -7,7 +7,8 @@ pkgs=(
   qemu-system-x86        # the QEMU backend's amd64 VMs
   qemu-system-arm        # the arm64 guest path (what the Mac ships) under TCG
   linux-image-cloud-amd64 # the guest kernel the tests boot
-  busybox-static         # test images are built from /bin/busybox
+  busybox-static         # test images are built from /bin/busybox; its udhcpd serves the DHCP client test
+  iproute2               # network namespaces + veth for the DHCP client test
   e2fsprogs              # e2fsck/debugfs judge every ext4 image
   docker-registry        # a real registry server on loopback
   skopeo                 # tarballs made by a tool nobody here wrote

@@ -71,6 +71,7 @@ type Agent struct {
 	initSecs  float64
 	cgroupFD  int
 	shutdown  bool
+	stopLease func() // ends the DHCP lease keeper, if one runs
 
 	srvMu     sync.Mutex
 	servers   []*grpc.Server

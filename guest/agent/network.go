@@ -5,6 +5,7 @@ package agent
 import (
 	"context"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/berth-dev/berth/guest/api"
+	"github.com/berth-dev/berth/guest/dhcp"
 )
 
 // ConfigureNetwork brings up lo and the interface, then DHCP or a static
@@ -44,54 +46,97 @@ func (a *Agent) ConfigureNetwork(ctx context.Context, req *api.ConfigureNetworkR
 		return nil, status.Errorf(codes.Internal, "network: bringing %s up: %v", ifname, err)
 	}
 	resp := &api.ConfigureNetworkResponse{Interface: ifname, Mac: link.Attrs().HardwareAddr.String()}
-	var addr *net.IPNet
-	var gw net.IP
+	// A new configuration replaces whatever kept the last one's lease.
+	a.mu.Lock()
+	if a.stopLease != nil {
+		a.stopLease()
+		a.stopLease = nil
+	}
+	a.mu.Unlock()
 	if req.Dhcp {
 		timeout := time.Duration(req.DhcpTimeoutMs) * time.Millisecond
 		if timeout == 0 {
 			timeout = 10 * time.Second
 		}
+		client := &dhcp.Client{Interface: ifname, MAC: link.Attrs().HardwareAddr}
 		dctx, cancel := context.WithTimeout(ctx, timeout)
-		lease, err := dhcp(dctx, ifname, link.Attrs().HardwareAddr)
+		lease, err := client.Acquire(dctx)
 		cancel()
 		if err != nil {
 			return nil, status.Errorf(codes.Unavailable, "network: DHCP on %s: %v", ifname, err)
 		}
-		addr, gw = lease.addr, lease.router
-		resp.LeaseSeconds = lease.leaseSecs
-		for _, d := range lease.dns {
-			resp.DnsServers = append(resp.DnsServers, d.String())
+		if err := a.applyLease(link, nil, lease); err != nil {
+			return nil, status.Errorf(codes.Internal, "network: %v", err)
 		}
+		resp.Address, resp.LeaseSeconds, resp.DnsServers = lease.Addr.String(), uint32(lease.Duration/time.Second), ipStrings(lease.DNS)
+		if lease.Router != nil {
+			resp.Gateway = lease.Router.String()
+		}
+		// Keep the lease for the VM's life: renew, rebind, and on loss
+		// drop the address and acquire a new one.
+		kctx, stop := context.WithCancel(context.Background())
 		a.mu.Lock()
-		if !a.sys.dnsFromAPI {
-			a.sys.dns = resp.DnsServers
-		}
+		a.stopLease = stop
 		a.mu.Unlock()
-		if err := a.writeEtc(); err != nil {
-			a.warn("resolv.conf: %v", err)
-		}
-	} else {
-		ip, n, err := net.ParseCIDR(req.Address)
-		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "network: address %q is not CIDR (10.0.2.15/24)", req.Address)
-		}
-		addr = &net.IPNet{IP: ip, Mask: n.Mask}
-		if req.Gateway != "" {
-			if gw = net.ParseIP(req.Gateway); gw == nil {
-				return nil, status.Errorf(codes.InvalidArgument, "network: gateway %q is not an IP address", req.Gateway)
+		go client.Keep(kctx, lease, func(event string, old, new *dhcp.Lease) error {
+			if (event != dhcp.Renewed && event != dhcp.Rebound) || !sameLease(old, new) {
+				a.cfg.Logf("berth-agent: dhcp %s: %s %v", ifname, event, new)
 			}
+			return a.applyLease(link, old, new)
+		}, a.cfg.Logf)
+		return resp, nil
+	}
+	ip, n, err := net.ParseCIDR(req.Address)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "network: address %q is not CIDR (10.0.2.15/24)", req.Address)
+	}
+	addr := &net.IPNet{IP: ip, Mask: n.Mask}
+	var gw net.IP
+	if req.Gateway != "" {
+		if gw = net.ParseIP(req.Gateway); gw == nil {
+			return nil, status.Errorf(codes.InvalidArgument, "network: gateway %q is not an IP address", req.Gateway)
 		}
 	}
-	if err := netlink.AddrReplace(link, &netlink.Addr{IPNet: addr}); err != nil {
-		return nil, status.Errorf(codes.Internal, "network: address %s on %s: %v", addr, ifname, err)
+	if err := dhcp.SetAddress(link, addr, gw); err != nil {
+		return nil, status.Errorf(codes.Internal, "network: %v", err)
 	}
 	resp.Address = addr.String()
 	if gw != nil {
-		route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw}
-		if err := netlink.RouteReplace(route); err != nil {
-			return nil, status.Errorf(codes.Internal, "network: default route via %s: %v", gw, err)
-		}
 		resp.Gateway = gw.String()
 	}
 	return resp, nil
+}
+
+// applyLease moves the interface from lease old to new (either may be nil)
+// and, unless SetupSystem set DNS, points /etc/resolv.conf at new's servers.
+func (a *Agent) applyLease(link netlink.Link, old, new *dhcp.Lease) error {
+	if err := dhcp.Apply(link.Attrs().Name, old, new); err != nil || new == nil {
+		return err
+	}
+	a.mu.Lock()
+	changed := !a.sys.dnsFromAPI && !slices.Equal(a.sys.dns, ipStrings(new.DNS))
+	if changed {
+		a.sys.dns = ipStrings(new.DNS)
+	}
+	a.mu.Unlock()
+	if changed {
+		if err := a.writeEtc(); err != nil {
+			a.warn("resolv.conf: %v", err)
+		}
+	}
+	return nil
+}
+
+// sameLease reports whether a renewal changed nothing the VM can see.
+func sameLease(a, b *dhcp.Lease) bool {
+	return a != nil && b != nil && a.Addr.String() == b.Addr.String() && a.Router.Equal(b.Router) &&
+		slices.Equal(ipStrings(a.DNS), ipStrings(b.DNS))
+}
+
+func ipStrings(ips []net.IP) []string {
+	var s []string
+	for _, ip := range ips {
+		s = append(s, ip.String())
+	}
+	return s
 }

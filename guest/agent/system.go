@@ -264,6 +264,10 @@ func (a *Agent) Shutdown(_ context.Context, req *api.ShutdownRequest) (*api.Empt
 	a.mu.Lock()
 	already := a.shutdown
 	a.shutdown = true
+	if a.stopLease != nil {
+		a.stopLease() // no renewals while the VM goes down
+		a.stopLease = nil
+	}
 	a.mu.Unlock()
 	if already {
 		return &api.Empty{}, nil
