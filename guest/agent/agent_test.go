@@ -589,3 +589,47 @@ func TestPortForwardAndCopy(t *testing.T) {
 		t.Fatalf("the symlinked entry should land inside the root: %v", err)
 	}
 }
+
+// Bind mounts (what the engine does with a virtiofs share for -v): a
+// directory read-write and read-only, a single file, and bad sources.
+func TestBindMounts(t *testing.T) {
+	ta := startAgent(t)
+	c := ta.c
+	ctx := context.Background()
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "in.txt"), []byte("from the host\n"), 0o644)
+	conf := filepath.Join(t.TempDir(), "app.conf")
+	os.WriteFile(conf, []byte("key=value\n"), 0o644)
+	for _, m := range []*ragent.MountConfig{
+		{Source: host, Target: "/data", Options: []string{"bind"}, InContainer: true},
+		{Source: host, Target: "/ro/data", Options: []string{"bind", "ro"}, InContainer: true},
+		{Source: conf, Target: "/etc/app/app.conf", Options: []string{"bind", "ro"}, InContainer: true},
+	} {
+		if err := c.Mount(ctx, m); err != nil {
+			t.Fatalf("mount %s: %v", m.Target, err)
+		}
+	}
+	initSleep(t, c)
+	out, _, st := exec1(t, c, "rw", "sh", "-c", "cat /data/in.txt && echo written > /data/out.txt")
+	if st.Code != 0 || out != "from the host\n" {
+		t.Fatalf("rw bind: %d %q", st.Code, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "out.txt")); err != nil || string(b) != "written\n" {
+		t.Fatalf("the host does not see the container's write: %q %v", b, err)
+	}
+	out, _, st = exec1(t, c, "ro", "sh", "-c", "cat /ro/data/in.txt; echo x > /ro/data/y 2>&1")
+	if st.Code == 0 || !strings.HasPrefix(out, "from the host\n") {
+		t.Fatalf("ro bind: exit %d %q (want the read to work and the write to fail)", st.Code, out)
+	}
+	if _, err := os.Stat(filepath.Join(host, "y")); err == nil {
+		t.Fatal("a write through a read-only bind reached the host")
+	}
+	out, _, st = exec1(t, c, "file", "cat", "/etc/app/app.conf")
+	if st.Code != 0 || out != "key=value\n" {
+		t.Fatalf("file bind: %d %q", st.Code, out)
+	}
+	wantCode(t, c.Mount(ctx, &ragent.MountConfig{Source: filepath.Join(host, "missing"), Target: "/m", Options: []string{"bind"}, InContainer: true}), codes.NotFound, "bind source")
+	if err := c.Mount(ctx, &ragent.MountConfig{Source: host, Target: "/../../escape", Options: []string{"bind"}, InContainer: true}); err == nil {
+		t.Fatal("a target climbing out of the container was accepted")
+	}
+}

@@ -97,5 +97,31 @@ func mkdirAllInRoot(root, p string, perm uint32) (*os.File, error) {
 	return nil, fmt.Errorf("mkdir %s: unreachable", p)
 }
 
+// fileInRoot creates p (and its parent directories) under root as an empty
+// file unless something is there already, and returns an O_PATH handle to
+// it: the mount point of a single-file bind.
+func fileInRoot(root, p string) (*os.File, error) {
+	p, err := cleanInRoot(p)
+	if err != nil {
+		return nil, err
+	}
+	if p == "." {
+		return nil, fmt.Errorf("a file cannot be mounted on the container's root")
+	}
+	dir, err := mkdirAllInRoot(root, path.Dir(p), 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	fd, err := unix.Openat(int(dir.Fd()), path.Base(p), unix.O_CREAT|unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
+	if err != nil && err != unix.ELOOP {
+		return nil, &os.PathError{Op: "create", Path: "/" + p, Err: err}
+	}
+	if err == nil {
+		unix.Close(fd)
+	}
+	return openInRoot(root, p, unix.O_PATH, 0)
+}
+
 // fdPath names an open file for syscalls that take paths (mount targets).
 func fdPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }

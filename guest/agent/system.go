@@ -195,8 +195,20 @@ func (a *Agent) Mount(_ context.Context, req *api.MountRequest) (*api.Empty, err
 			data = append(data, o)
 		}
 	}
+	bind := flags&unix.MS_BIND != 0
+	// A bind of a single file (docker -v /host/app.conf:/etc/app.conf)
+	// needs a file to mount on, not a directory.
+	fileBind := false
+	if bind {
+		st, err := os.Stat(req.Source)
+		if err != nil {
+			return nil, status.Errorf(codes.NotFound, "mount: bind source %s: %v", req.Source, err)
+		}
+		fileBind = !st.IsDir()
+	}
 	var target *os.File
 	var err error
+	var reopen func() (*os.File, error) // the target again, now with the mount on it
 	if req.InContainer {
 		a.mu.Lock()
 		c := a.container
@@ -204,7 +216,13 @@ func (a *Agent) Mount(_ context.Context, req *api.MountRequest) (*api.Empty, err
 		if c == nil {
 			return nil, status.Error(codes.FailedPrecondition, "mount in container: no container yet (CreateContainer first)")
 		}
-		target, err = mkdirAllInRoot(c.root, req.Target, 0o755)
+		if fileBind {
+			target, err = fileInRoot(c.root, req.Target)
+			reopen = func() (*os.File, error) { return fileInRoot(c.root, req.Target) }
+		} else {
+			target, err = mkdirAllInRoot(c.root, req.Target, 0o755)
+			reopen = func() (*os.File, error) { return mkdirAllInRoot(c.root, req.Target, 0o755) }
+		}
 	} else {
 		if !a.cfg.PID1 {
 			return nil, status.Error(codes.FailedPrecondition, "mount: a test agent only mounts inside its container")
@@ -219,6 +237,24 @@ func (a *Agent) Mount(_ context.Context, req *api.MountRequest) (*api.Empty, err
 	defer target.Close()
 	if err := unix.Mount(req.Source, fdPath(target), req.Fstype, flags, strings.Join(data, ",")); err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "mount %s on %s (%s): %v", req.Source, req.Target, req.Fstype, err)
+	}
+	// A bind mount ignores MS_RDONLY and friends until it is remounted.
+	if extra := flags &^ (unix.MS_BIND | unix.MS_REC); bind && extra != 0 {
+		t := target
+		if reopen != nil {
+			if t, err = reopen(); err != nil {
+				return nil, status.Errorf(codes.Internal, "mount %s: reopening the target: %v", req.Target, err)
+			}
+			defer t.Close()
+		} else if t, err = os.OpenFile(req.Target, unix.O_PATH, 0); err != nil {
+			return nil, status.Errorf(codes.Internal, "mount %s: reopening the target: %v", req.Target, err)
+		} else {
+			defer t.Close()
+		}
+		if err := unix.Mount("", fdPath(t), "", unix.MS_REMOUNT|unix.MS_BIND|extra, ""); err != nil {
+			unix.Unmount(fdPath(t), unix.MNT_DETACH)
+			return nil, status.Errorf(codes.FailedPrecondition, "mount %s read-only/with options: %v", req.Target, err)
+		}
 	}
 	return &api.Empty{}, nil
 }

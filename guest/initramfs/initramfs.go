@@ -20,12 +20,13 @@ const (
 
 // DefaultModules are the modules a Berth VM wants when the kernel has them as
 // modules (Debian's cloud kernels do): disks, NIC, the agent channel (vsock
-// or virtio-serial), entropy and memory balloon. Names missing from a
+// or virtio-serial), entropy, memory balloon, and virtiofs for bind mounts
+// and volumes. Names missing from a
 // kernel's modules.dep are built in or absent and are skipped.
 var DefaultModules = []string{
 	"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console",
 	"vsock", "vmw_vsock_virtio_transport", "virtio_rng", "virtio_balloon",
-	"ext4", "overlay", "binfmt_misc",
+	"ext4", "overlay", "binfmt_misc", "virtiofs",
 }
 
 // WriteBase writes the base archive: agentBinary as /init plus the nodes and

@@ -54,6 +54,17 @@ type GuestSetup struct {
 	RootDevice string
 	Hosts      []string // extra /etc/hosts lines
 	DNS        []string
+	// Mounts are bind mounts and volumes, served from the VM's virtiofs
+	// shares (vmm.Config.Shares), in the order to mount them.
+	Mounts []GuestMount
+}
+
+// GuestMount puts (part of) a virtiofs share at Target in the container.
+type GuestMount struct {
+	Tag      string // the share (vmm.Share.Tag)
+	Sub      string // path inside the share ("" = all of it); may name a file
+	Target   string // absolute path in the container
+	ReadOnly bool
 }
 
 // GuestInfo is what the agent reports after setup.

@@ -13,7 +13,9 @@ package vmm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"path/filepath"
 )
 
 // AgentPort is the vsock port the guest agent listens on.
@@ -28,6 +30,17 @@ type Disk struct {
 	Path     string // raw image file
 	ReadOnly bool
 }
+
+// Share is one host directory the guest mounts over virtiofs by Tag
+// (vz: VirtioFileSystemDevice; QEMU: vhost-user-fs with virtiofsd).
+type Share struct {
+	Tag      string // the virtiofs tag the guest mounts (at most 36 bytes)
+	Path     string // host directory, absolute
+	ReadOnly bool
+}
+
+// MaxShareTag is the longest virtiofs tag (the virtio-fs config field).
+const MaxShareTag = 36
 
 // Config describes one VM. Paths are absolute.
 type Config struct {
@@ -49,6 +62,9 @@ type Config struct {
 	// Rosetta shares Apple's Rosetta translator for linux/amd64 images on
 	// Apple silicon (vz only; other backends refuse it).
 	Rosetta bool
+	// Shares are host directories exposed over virtiofs (bind mounts and
+	// named volumes); the agent mounts them where the container wants.
+	Shares []Share
 }
 
 // Validate reports a Config that no backend could boot.
@@ -66,6 +82,18 @@ func (c Config) Validate() error {
 		return errors.New("vm config: at least 64 MiB of memory is needed to boot a VM")
 	case c.StateDir == "":
 		return errors.New("vm config: no state directory")
+	}
+	tags := map[string]bool{}
+	for _, sh := range c.Shares {
+		switch {
+		case sh.Tag == "" || len(sh.Tag) > MaxShareTag:
+			return fmt.Errorf("vm config: share tag %q: 1 to %d bytes", sh.Tag, MaxShareTag)
+		case tags[sh.Tag]:
+			return fmt.Errorf("vm config: share tag %q used twice", sh.Tag)
+		case !filepath.IsAbs(sh.Path):
+			return fmt.Errorf("vm config: share %q: path %q is not absolute", sh.Tag, sh.Path)
+		}
+		tags[sh.Tag] = true
 	}
 	return nil
 }
