@@ -175,7 +175,11 @@ func (h *vzHypervisor) connect(port uint32) (net.Conn, error) {
 	if len(devs) == 0 {
 		return nil, errors.New("the VM has no vsock device")
 	}
-	return devs[0].Connect(port)
+	conn, err := devs[0].Connect(port)
+	if err != nil {
+		return nil, err // not a nil *VirtioSocketConnection inside a non-nil net.Conn
+	}
+	return conn, nil
 }
 
 // retryable: the framework reports ECONNRESET (as an NSError in the POSIX
