@@ -94,3 +94,7 @@ func (r Root) Kernels() string { return filepath.Join(r.Dir, "kernels") }
 // finished temp file can be published with an atomic rename. It is emptied
 // when the engine starts.
 func (r Root) Tmp() string { return filepath.Join(r.Dir, "tmp") }
+
+// Volumes holds named volumes, one directory each (<name>/_data is what
+// containers see); their records live in the state database.
+func (r Root) Volumes() string { return filepath.Join(r.Dir, "volumes") }
