@@ -171,7 +171,7 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			rc, err := fetch.open(gctx, l.Digest)
+			rc, err := fetch.resuming(gctx, l.Digest, l.Size)
 			if err != nil {
 				return err
 			}
@@ -340,22 +340,93 @@ func (s *Store) newFetcher(ctx context.Context, repo name.Repository) (*blobFetc
 	return &blobFetcher{client: &http.Client{Transport: tr}, repo: repo}, nil
 }
 
-func (f *blobFetcher) open(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
+// open requests blob d from byte offset on (a Range request when off > 0).
+func (f *blobFetcher) open(ctx context.Context, d v1.Hash, off int64) (io.ReadCloser, error) {
 	u := url.URL{Scheme: f.repo.Scheme(), Host: f.repo.RegistryStr(), Path: "/v2/" + f.repo.RepositoryStr() + "/blobs/" + d.String()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
+	want := http.StatusOK
+	if off > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
+		want = http.StatusPartialContent
+	}
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+	if off > 0 && resp.StatusCode == http.StatusOK {
+		resp.Body.Close()
+		return nil, errors.New("the registry cannot resume a download (it ignored the Range request)")
+	}
+	if err := transport.CheckError(resp, want); err != nil {
 		resp.Body.Close()
 		return nil, err
 	}
+	if off > 0 && !strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", off)) {
+		resp.Body.Close()
+		return nil, fmt.Errorf("the registry resumed at the wrong place (Content-Range %q, wanted byte %d)", resp.Header.Get("Content-Range"), off)
+	}
 	return resp.Body, nil
 }
+
+// maxResumes bounds how often one layer's download picks up again after
+// its connection dropped.
+const maxResumes = 5
+
+// resuming returns blob d as one stream of size bytes that survives dropped
+// connections: when the body ends early or fails, it asks the registry for
+// the rest with a Range request and carries on, so a network hiccup late in
+// a large layer costs the missing bytes, not the whole layer. The content is
+// still verified against d by whoever reads it.
+func (f *blobFetcher) resuming(ctx context.Context, d v1.Hash, size int64) (io.ReadCloser, error) {
+	body, err := f.open(ctx, d, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &resumingBody{ctx: ctx, f: f, d: d, size: size, body: body}, nil
+}
+
+type resumingBody struct {
+	ctx     context.Context
+	f       *blobFetcher
+	d       v1.Hash
+	size    int64
+	off     int64
+	body    io.ReadCloser
+	resumes int
+}
+
+func (r *resumingBody) Read(p []byte) (int, error) {
+	for {
+		n, err := r.body.Read(p)
+		r.off += int64(n)
+		if err == nil || n > 0 {
+			return n, nil // an error comes back on the next Read
+		}
+		// A clean EOF is the server ending its response as it announced:
+		// short or not, that is what it has (commit reports a size
+		// mismatch). Only a broken connection (ErrUnexpectedEOF, a reset)
+		// is worth resuming.
+		if err == io.EOF {
+			return 0, io.EOF
+		}
+		if r.ctx.Err() != nil || r.size < 0 || r.resumes >= maxResumes {
+			return 0, err
+		}
+		r.resumes++
+		r.body.Close()
+		body, rerr := r.f.open(r.ctx, r.d, r.off)
+		if rerr != nil {
+			r.body = io.NopCloser(strings.NewReader(""))
+			return 0, fmt.Errorf("%v; resuming at byte %d: %w", err, r.off, rerr)
+		}
+		r.body = body
+	}
+}
+
+func (r *resumingBody) Close() error { return r.body.Close() }
 
 // transport speaks HTTPS to every registry that is not on loopback:
 // go-containerregistry would use plain HTTP for private-range addresses
