@@ -53,3 +53,32 @@ func TestArgs(t *testing.T) {
 		t.Error("arm64 under KVM needs gic-version=max")
 	}
 }
+
+// Shares put guest RAM in a shared memfd (virtiofsd maps it) and add one
+// vhost-user-fs device per share; without shares none of that appears.
+func TestShareArgs(t *testing.T) {
+	for arch, machine := range map[string]string{"amd64": "-M q35,memory-backend=mem ", "arm64": "-M virt,memory-backend=mem "} {
+		cfg := vmm.Config{ID: "c1", Arch: arch, Kernel: "/k", Initrd: "/i", CPUs: 1, MemoryMiB: 384, StateDir: "/s",
+			Shares: []vmm.Share{{Tag: "vol,1", Path: "/a"}, {Tag: "ro", Path: "/b", ReadOnly: true}}}
+		m := &Machine{cfg: cfg, accel: "tcg"}
+		line := strings.Join(m.args(false), " ")
+		for _, want := range []string{
+			machine,
+			"-m 384 ",
+			"-object memory-backend-memfd,id=mem,size=384M,share=on",
+			"-chardev socket,id=vfs0,path=vfs-0.sock -device vhost-user-fs-pci,queue-size=1024,chardev=vfs0,tag=vol,,1",
+			"-chardev socket,id=vfs1,path=vfs-1.sock -device vhost-user-fs-pci,queue-size=1024,chardev=vfs1,tag=ro",
+		} {
+			if !strings.Contains(line, want) {
+				t.Errorf("%s: args lack %q:\n%s", arch, want, line)
+			}
+		}
+		m.cfg.Shares = nil
+		line = strings.Join(m.args(false), " ")
+		for _, not := range []string{"memory-backend", "vhost-user-fs", "vfs0"} {
+			if strings.Contains(line, not) {
+				t.Errorf("%s: a VM without shares has %q:\n%s", arch, not, line)
+			}
+		}
+	}
+}

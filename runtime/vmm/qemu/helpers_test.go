@@ -136,6 +136,11 @@ func waitGone(t *testing.T, pid int, timeout time.Duration) {
 // helperEnv makes the test binary act as a stand-in engine (see TestMain).
 const helperEnv = "BERTH_QEMU_TEST_HELPER"
 
+// helperShareEnv gives the helper's VM a share of that directory.
+const helperShareEnv = "BERTH_QEMU_TEST_HELPER_SHARE"
+
+func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
 func TestMain(m *testing.M) {
 	if cfg := os.Getenv(helperEnv); cfg != "" {
 		os.Exit(runHelper(cfg))
@@ -148,6 +153,9 @@ func TestMain(m *testing.M) {
 func runHelper(spec string) int {
 	parts := strings.SplitN(spec, ":", 3)
 	cfg := vmm.Config{ID: "helper", Arch: "amd64", Kernel: parts[0], Initrd: parts[1], CPUs: 1, MemoryMiB: 128, StateDir: parts[2]}
+	if dir := os.Getenv(helperShareEnv); dir != "" {
+		cfg.Shares = []vmm.Share{{Tag: "helper", Path: dir}}
+	}
 	m, err := New().start(context.Background(), cfg)
 	if err != nil {
 		fmt.Println("error:", err)
@@ -157,10 +165,11 @@ func runHelper(spec string) int {
 	select {}
 }
 
-func startHelper(t *testing.T, cfg vmm.Config) (*exec.Cmd, int) {
+func startHelper(t *testing.T, cfg vmm.Config, env ...string) (*exec.Cmd, int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+cfg.Kernel+":"+cfg.Initrd+":"+cfg.StateDir, AccelEnv+"=tcg")
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

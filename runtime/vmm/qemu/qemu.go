@@ -126,6 +126,15 @@ func (b *Backend) start(ctx context.Context, cfg vmm.Config) (*Machine, error) {
 	if st, err := os.Stat(cfg.StateDir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("VM state directory %s does not exist", cfg.StateDir)
 	}
+	var virtiofsdBin string
+	if len(cfg.Shares) > 0 {
+		if err := checkShares(cfg.Shares); err != nil {
+			return nil, err
+		}
+		if virtiofsdBin, err = VirtiofsdBinary(); err != nil {
+			return nil, err
+		}
+	}
 	if pid := runningPid(cfg.StateDir); pid != 0 {
 		// Two VMs on one state dir would share sockets and disks.
 		return nil, fmt.Errorf("a VM is already running in %s (qemu pid %d): stop it, or reap one left by a crashed engine with KillStale", cfg.StateDir, pid)
@@ -166,6 +175,11 @@ func (b *Backend) start(ctx context.Context, cfg vmm.Config) (*Machine, error) {
 		m.listeners = append(m.listeners, l)
 		m.agentL = l
 	}
+	if err := m.startVirtiofsd(virtiofsdBin); err != nil {
+		m.stopVirtiofsd()
+		m.closeListeners()
+		return nil, err
+	}
 
 	cmd := exec.Command(bin, m.args(useVsock)...)
 	// QEMU runs in the state directory and reaches its sockets by relative
@@ -194,6 +208,7 @@ func (b *Backend) start(ctx context.Context, cfg vmm.Config) (*Machine, error) {
 		m.finish(cmd.Wait())
 	}()
 	if err := <-started; err != nil {
+		m.stopVirtiofsd()
 		m.closeListeners()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
@@ -267,9 +282,13 @@ func (m *Machine) args(useVsock bool) []string {
 		// Under TCG every console byte costs; quiet still prints panics.
 		cmdline += " quiet"
 	}
+	machine := ai.machineFor(m.accel)
+	if len(cfg.Shares) > 0 {
+		machine += ",memory-backend=" + memBackendID // see shareArgs
+	}
 	a := []string{
 		"-name", "berth-" + cfg.ID,
-		"-M", ai.machineFor(m.accel), "-accel", m.accel, "-cpu", cpu,
+		"-M", machine, "-accel", m.accel, "-cpu", cpu,
 		"-smp", strconv.Itoa(cfg.CPUs), "-m", strconv.Itoa(cfg.MemoryMiB),
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-S", // paused until the monitor is set up (see Start)
@@ -305,7 +324,7 @@ func (m *Machine) args(useVsock bool) []string {
 			"-device", "virtserialport,chardev="+agentPortID+",id="+agentPortID+",name="+vmm.AgentSerialName,
 		)
 	}
-	return a
+	return append(a, m.shareArgs()...)
 }
 
 func esc(s string) string { return strings.ReplaceAll(s, ",", ",,") }
@@ -332,8 +351,11 @@ type Machine struct {
 	listeners    []*net.UnixListener
 	agentL       *net.UnixListener
 	conns        chan net.Conn
+	vfs          []*virtiofsd // one per cfg.Shares entry
 
 	killed   bool
+	stopping bool  // the virtiofsd daemons are being stopped on purpose
+	shareErr error // a virtiofsd died under a running VM
 	mu       sync.Mutex
 	err      error
 	done     chan struct{}
@@ -369,12 +391,14 @@ func (m *Machine) Kill() error {
 	if err := syscall.Kill(-m.pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
 		return fmt.Errorf("kill qemu %d: %w", m.pid, err)
 	}
+	// The daemons go when QEMU has gone (finish), before Done closes.
 	return nil
 }
 
 // finish runs once QEMU has exited.
 func (m *Machine) finish(waitErr error) {
 	m.closeListeners()
+	m.stopVirtiofsd()
 	m.mu.Lock()
 	q := m.qmp
 	m.mu.Unlock()
@@ -417,6 +441,9 @@ func (m *Machine) exitErrorLocked(waitErr error) error {
 	if m.killed {
 		return ErrKilled
 	}
+	if m.shareErr != nil {
+		return m.shareErr
+	}
 	reason := ""
 	if m.qmp != nil {
 		reason = m.qmp.shutdownReason()
@@ -426,7 +453,7 @@ func (m *Machine) exitErrorLocked(waitErr error) error {
 		if msg == "" {
 			msg = waitErr.Error()
 		}
-		return fmt.Errorf("qemu failed: %s%s", oneLine(msg), m.consoleTailText())
+		return fmt.Errorf("qemu failed: %s%s%s", oneLine(msg), m.virtiofsdTails(), m.consoleTailText())
 	}
 	switch reason {
 	case "guest-shutdown":
