@@ -127,13 +127,15 @@ func (*Backend) Start(ctx context.Context, cfg vmm.Config) (vmm.Machine, error) 
 	config.SetSocketDevicesVirtualMachineConfiguration([]vzf.SocketDeviceConfiguration{vsock})
 	keep = append(keep, entropy, balloon, vsock)
 
-	if p.Rosetta {
-		share, err := rosettaShare()
+	// Shared directories (bind mounts, volumes) and Rosetta: virtiofs
+	// devices, fixed for the VM's life (vz has no runtime share API).
+	if len(p.Shares) > 0 {
+		shares, objs, err := directoryShares(p.Shares)
 		if err != nil {
 			return nil, err
 		}
-		config.SetDirectorySharingDevicesVirtualMachineConfiguration([]vzf.DirectorySharingDeviceConfiguration{share})
-		keep = append(keep, share)
+		config.SetDirectorySharingDevicesVirtualMachineConfiguration(shares)
+		keep = append(keep, objs...)
 	}
 
 	if ok, err := config.Validate(); !ok || err != nil {

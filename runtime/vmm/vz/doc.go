@@ -4,7 +4,7 @@
 // Only the files named *_darwin*.go touch vz (they need cgo and the macOS SDK
 // and are type-checked on Linux by packaging/darwincheck). Everything that can
 // be decided without the framework — validating and clamping the VM shape,
-// the kernel format check, the kernel command line, the vsock dial retry
+// the kernel format check, the kernel command line, the share list, the vsock dial retry
 // policy, and turning the framework's state notifications into vmm.Machine's
 // Done/Err — lives in portable files and is tested on Linux against a fake
 // hypervisor.

@@ -28,7 +28,10 @@ type plan struct {
 	ConsoleLog              string
 	MAC                     net.HardwareAddr
 	Rosetta                 bool
-	Clamped                 []string // human-readable notes about CPU/memory adjustments
+	// Shares are the virtiofs devices, in device order: the config's
+	// shares, then Rosetta's when asked for (see shareDevices).
+	Shares  []shareDevice
+	Clamped []string // human-readable notes about CPU/memory adjustments
 }
 
 // makePlan validates cfg for a host of architecture hostArch (GOARCH spelling)
@@ -63,6 +66,10 @@ func makePlan(cfg vmm.Config, lim Limits, hostArch string) (plan, error) {
 			return plan{}, fmt.Errorf("vz: disk %d: %w", i, err)
 		}
 	}
+	shares, err := shareDevices(cfg.Shares, cfg.Rosetta)
+	if err != nil {
+		return plan{}, err
+	}
 	macStr := cfg.MAC
 	if macStr == "" {
 		macStr = vmm.StableMAC(cfg.ID)
@@ -83,6 +90,7 @@ func makePlan(cfg vmm.Config, lim Limits, hostArch string) (plan, error) {
 		ConsoleLog: cfg.ConsoleLog,
 		MAC:        mac,
 		Rosetta:    cfg.Rosetta,
+		Shares:     shares,
 	}
 	p.CPUs, p.MemoryBytes, p.Clamped = clamp(uint(cfg.CPUs), uint64(cfg.MemoryMiB), lim)
 	return p, nil
@@ -172,6 +180,43 @@ func classifyArm64Image(path string, head []byte) error {
 // translator when vmm.Config.Rosetta is set; the guest mounts it and
 // registers it with binfmt_misc for x86-64 ELF binaries.
 const RosettaTag = "rosetta"
+
+// shareDevice is one VZVirtioFileSystemDeviceConfiguration: a host
+// directory, or (Rosetta) Apple's translator share.
+type shareDevice struct {
+	Tag      string
+	Path     string // empty for Rosetta
+	ReadOnly bool
+	Rosetta  bool
+}
+
+// shareDevices checks the config's shares and lists the devices to create.
+// The framework itself would refuse a missing directory only as an opaque
+// NSError from Validate, or accept a file and fail in the guest's mount; both
+// are caught here with the share's tag. RosettaTag is reserved whether or not
+// this VM asks for Rosetta, so a tag means the same thing in every VM.
+func shareDevices(shares []vmm.Share, rosetta bool) ([]shareDevice, error) {
+	var devs []shareDevice
+	for _, sh := range shares {
+		if sh.Tag == RosettaTag {
+			return nil, fmt.Errorf("vz: share tag %q is reserved for Rosetta: choose another tag", sh.Tag)
+		}
+		fi, err := os.Stat(sh.Path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("vz: share %q: %s does not exist: create it or fix the path", sh.Tag, sh.Path)
+		} else if err != nil {
+			return nil, fmt.Errorf("vz: share %q: %w", sh.Tag, err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("vz: share %q: %s is not a directory (virtiofs shares directories; share the file's directory)", sh.Tag, sh.Path)
+		}
+		devs = append(devs, shareDevice{Tag: sh.Tag, Path: sh.Path, ReadOnly: sh.ReadOnly})
+	}
+	if rosetta {
+		devs = append(devs, shareDevice{Tag: RosettaTag, Rosetta: true})
+	}
+	return devs, nil
+}
 
 // ensureFile creates path (empty) if it does not exist, so the framework's
 // file serial attachment can append to it.

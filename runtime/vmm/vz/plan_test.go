@@ -190,3 +190,54 @@ func TestEnsureFile(t *testing.T) {
 		t.Error("no error for a missing directory")
 	}
 }
+
+// Shares become one virtiofs device each, in config order, with Rosetta's
+// last; bad shares are refused with the tag and what to do.
+func TestPlanShares(t *testing.T) {
+	cfg := goodConfig(t)
+	rw, ro := t.TempDir(), t.TempDir()
+	cfg.Shares = []vmm.Share{{Tag: "vol1", Path: rw}, {Tag: "bind-2", Path: ro, ReadOnly: true}}
+	cfg.Rosetta = true
+	p, err := makePlan(cfg, macLimits, "arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []shareDevice{{Tag: "vol1", Path: rw}, {Tag: "bind-2", Path: ro, ReadOnly: true}, {Tag: RosettaTag, Rosetta: true}}
+	if len(p.Shares) != len(want) {
+		t.Fatalf("devices %+v, want %+v", p.Shares, want)
+	}
+	for i := range want {
+		if p.Shares[i] != want[i] {
+			t.Errorf("device %d = %+v, want %+v", i, p.Shares[i], want[i])
+		}
+	}
+	cfg.Rosetta = false
+	if p, _ := makePlan(cfg, macLimits, "arm64"); len(p.Shares) != 2 || p.Shares[1].Rosetta {
+		t.Errorf("without Rosetta: %+v", p.Shares)
+	}
+	cfg.Shares = nil
+	if p, _ := makePlan(cfg, macLimits, "arm64"); len(p.Shares) != 0 {
+		t.Errorf("no shares, no Rosetta: %+v", p.Shares)
+	}
+
+	file := touch(t, filepath.Join(t.TempDir(), "app.conf"))
+	for _, c := range []struct {
+		share   vmm.Share
+		rosetta bool
+		want    string
+	}{
+		{vmm.Share{Tag: "v", Path: filepath.Join(rw, "missing")}, false, `vz: share "v": ` + filepath.Join(rw, "missing") + ` does not exist: create it or fix the path`},
+		{vmm.Share{Tag: "v", Path: file}, false, `vz: share "v": ` + file + ` is not a directory (virtiofs shares directories; share the file's directory)`},
+		{vmm.Share{Tag: RosettaTag, Path: rw}, true, `vz: share tag "rosetta" is reserved for Rosetta: choose another tag`},
+		{vmm.Share{Tag: RosettaTag, Path: rw}, false, `vz: share tag "rosetta" is reserved for Rosetta: choose another tag`},
+		{vmm.Share{Tag: "v", Path: "relative/dir"}, false, `vm config: share "v": path "relative/dir" is not absolute`},
+		{vmm.Share{Tag: strings.Repeat("x", vmm.MaxShareTag+1), Path: rw}, false, "1 to 36 bytes"},
+	} {
+		cfg := goodConfig(t)
+		cfg.Shares, cfg.Rosetta = []vmm.Share{c.share}, c.rosetta
+		_, err := makePlan(cfg, macLimits, "arm64")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.share, err, c.want)
+		}
+	}
+}
