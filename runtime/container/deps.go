@@ -59,12 +59,20 @@ type GuestSetup struct {
 	Mounts []GuestMount
 }
 
-// GuestMount puts (part of) a virtiofs share at Target in the container.
+// GuestMount puts (part of) a virtiofs share at Target in the container,
+// or, with Fstype "tmpfs", a fresh tmpfs.
 type GuestMount struct {
-	Tag      string // the share (vmm.Share.Tag)
+	Tag      string // the share (vmm.Share.Tag); "" for tmpfs
 	Sub      string // path inside the share ("" = all of it); may name a file
 	Target   string // absolute path in the container
 	ReadOnly bool
+	// Fstype is "" for a bind from a share, "tmpfs" for a tmpfs mount.
+	Fstype string `json:",omitempty"`
+	// Options are the tmpfs mount's options ("size=65536k", "noexec").
+	Options []string `json:",omitempty"`
+	// Source is what the user named (host path, volume name or "tmpfs"),
+	// for error messages.
+	Source string `json:",omitempty"`
 }
 
 // GuestInfo is what the agent reports after setup.

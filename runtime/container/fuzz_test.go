@@ -2,9 +2,18 @@ package container
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"io/fs"
+	"path"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+
+	"github.com/berth-dev/berth/runtime/volume"
 )
 
 // Signal names and detach keys come straight from API requests.
@@ -76,6 +85,46 @@ func FuzzResolveOnDisk(f *testing.F) {
 		e, ok := ents[got]
 		if !ok || e.mode&fs.ModeSymlink != 0 {
 			t.Fatalf("%q resolved to %q (%v)", p, got, ok)
+		}
+	})
+}
+
+// -v specs come straight from API requests. Whatever the input, parseBind
+// either refuses it with a kind the API can map, or yields an absolute
+// target and a source that is an absolute clean path or a valid volume
+// name (never a path that could lead a volume out of the data root).
+func FuzzParseBind(f *testing.F) {
+	for _, s := range []string{"/h:/d", "/h:/d:ro", "v1:/d:rw,z", "../x:/d", "/h:/d:ro,rw", "a:b:c:d", ":/d", "/h:", "v1:/d:rshared", "/a/../b:/c/./d:Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := parseBind(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrNotImplemented) {
+				t.Fatalf("%q: error of no kind: %v", s, err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("%q: multi-line error %q", s, err)
+			}
+			return
+		}
+		switch m.Type {
+		case mount.TypeBind:
+			if !filepath.IsAbs(m.Source) || filepath.Clean(m.Source) != m.Source {
+				t.Fatalf("%q: bind source %q", s, m.Source)
+			}
+		case mount.TypeVolume:
+			if volume.CheckName(m.Source) != nil || strings.ContainsAny(m.Source, "/\\") || m.Source == ".." {
+				t.Fatalf("%q: volume name %q", s, m.Source)
+			}
+		default:
+			t.Fatalf("%q: type %q", s, m.Type)
+		}
+		// parseMounts then checks the target; it must never accept "/" or
+		// a relative one.
+		ms, err := parseMounts(&container.HostConfig{Binds: []string{s}}, nil)
+		if err == nil && (len(ms) != 1 || !path.IsAbs(ms[0].Target) || ms[0].Target == "/") {
+			t.Fatalf("%q: parseMounts accepted target %+v", s, ms)
 		}
 	})
 }

@@ -203,6 +203,10 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 	if err := checkHostConfig(&hc); err != nil {
 		return container.CreateResponse{}, err
 	}
+	mounts, err := parseMounts(&hc, opts.Config.Volumes)
+	if err != nil {
+		return container.CreateResponse{}, err
+	}
 	cpus, mib, err := resources(&hc, m.cfg.DefaultCPUs, m.cfg.DefaultMemoryMiB)
 	if err != nil {
 		return container.CreateResponse{}, err
@@ -291,6 +295,7 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 	}
 	fail := func(err error) (container.CreateResponse, error) {
 		os.RemoveAll(dir)
+		m.removeAnonymousVolumes(mounts)
 		release()
 		return container.CreateResponse{}, err
 	}
@@ -301,11 +306,20 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 	if err := m.cfg.Rootfs.Clone(snap, filepath.Join(dir, "rootfs.ext4")); err != nil {
 		return fail(fmt.Errorf("clone root filesystem: %w", err))
 	}
+	// Bind sources and volumes exist before the record names them.
+	if err := prepareMounts(mounts, m.cfg.Volumes); err != nil {
+		return fail(err)
+	}
+	shares, guestMounts, err := vmMounts(mounts, m.cfg.Volumes)
+	if err != nil {
+		return fail(err)
+	}
 	args := append(append([]string(nil), merged.Entrypoint...), merged.Cmd...)
 	r := record{
 		ID: id, Name: name, Created: time.Now().UTC(),
 		Config: merged, HostConfig: hc, ImageID: digest, ImageConfigID: configID.String(), Arch: arch, Kernel: kernel,
 		Path: args[0], Args: args[1:], CPUs: cpus, MemoryMiB: mib, Ports: ports,
+		Mounts: mounts, Shares: shares, GuestMounts: guestMounts,
 		State: container.StateCreated,
 	}
 	c, err := m.newCtr(r)
@@ -360,6 +374,8 @@ func (m *Manager) start(ctx context.Context, ref string) error {
 		// exits with the start error.
 		if derr := m.destroy(c); derr != nil {
 			m.log.Error("remove --rm container after failed start", "id", c.rec.ID, "err", derr)
+		} else {
+			m.removeAnonymousVolumes(c.rec.Mounts)
 		}
 	}
 	return err
@@ -411,6 +427,10 @@ func (m *Manager) boot(ctx context.Context, c *ctr) (err error) {
 		Cmdline: bootFiles.Cmdline, CPUs: rec.CPUs, MemoryMiB: rec.MemoryMiB,
 		Disks:    []vmm.Disk{{Path: c.rootfs()}},
 		StateDir: c.vmDir(), ConsoleLog: c.consoleLog(), MAC: vmm.StableMAC(rec.ID),
+		Shares: rec.Shares,
+	}
+	if err := m.ensureMountSources(rec.Mounts); err != nil {
+		return m.startFailed(c, err)
 	}
 	if err := vcfg.Validate(); err != nil {
 		return m.startFailed(c, err)
@@ -472,6 +492,7 @@ func (m *Manager) boot(ctx context.Context, c *ctr) (err error) {
 	info, err := guest.Setup(bctx, GuestSetup{
 		Hostname: rec.Config.Hostname, RootDevice: "/dev/vda",
 		Hosts: rec.HostConfig.ExtraHosts, DNS: addrStrings(rec.HostConfig.DNS),
+		Mounts: rec.GuestMounts,
 	})
 	if err != nil {
 		return abort(m.bootError(c, machine, bctx, err))
@@ -678,7 +699,8 @@ func (m *Manager) monitor(c *ctr, rn *run, exited chan struct{}, outW, errW io.C
 
 	if autoRemove {
 		go func() {
-			if err := m.remove(context.Background(), c.rec.ID, RemoveOptions{Force: true}); err != nil && !errors.Is(err, ErrNotFound) {
+			// --rm also removes the container's anonymous volumes, as in Docker.
+			if err := m.remove(context.Background(), c.rec.ID, RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errors.Is(err, ErrNotFound) {
 				m.log.Error("auto-remove", "id", c.rec.ID, "err", err)
 			}
 		}()
@@ -945,7 +967,13 @@ func (m *Manager) remove(ctx context.Context, ref string, o RemoveOptions) error
 			}
 		}
 	}
-	return m.destroy(c)
+	if err := m.destroy(c); err != nil {
+		return err
+	}
+	if o.RemoveVolumes {
+		m.removeAnonymousVolumes(c.rec.Mounts)
+	}
+	return nil
 }
 
 // destroy deletes a stopped container (c.op held): state first, then files.
@@ -1098,7 +1126,9 @@ func (m *Manager) restore(ctx context.Context) error {
 		}
 		os.RemoveAll(c.vmDir())
 		if c.rec.HostConfig.AutoRemove && c.rec.State == container.StateExited {
-			m.destroy(c)
+			if m.destroy(c) == nil {
+				m.removeAnonymousVolumes(c.rec.Mounts)
+			}
 			continue
 		}
 		if c.rec.HasBeenStarted && shouldRestart(c.rec.HostConfig.RestartPolicy, c.rec.ExitCode, c.rec.ManuallyStopped, c.rec.RestartCount) {

@@ -89,7 +89,7 @@ func TestShouldRestart(t *testing.T) {
 
 func TestHostConfigAndResources(t *testing.T) {
 	for _, hc := range []container.HostConfig{
-		{Privileged: true}, {Binds: []string{"/a:/b"}}, {NetworkMode: "host"},
+		{Privileged: true}, {VolumesFrom: []string{"other"}}, {NetworkMode: "host"},
 	} {
 		if err := checkHostConfig(&hc); !errors.Is(err, ErrNotImplemented) {
 			t.Errorf("%+v accepted: %v", hc, err)

@@ -25,6 +25,8 @@ type Config struct {
 	Kernels Kernels
 	Backend vmm.Backend
 	Dial    GuestDialer
+	// Volumes is the named-volume store (nil: volume mounts are refused).
+	Volumes Volumes
 	// Arch is the default guest architecture (GOARCH spelling).
 	Arch string
 	// Defaults for containers that do not set --cpus / --memory.

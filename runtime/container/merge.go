@@ -103,8 +103,8 @@ func checkHostConfig(h *container.HostConfig) error {
 	switch {
 	case h.Privileged:
 		return no("--privileged")
-	case len(h.Binds) > 0 || len(h.Mounts) > 0 || len(h.VolumesFrom) > 0:
-		return no("volumes and bind mounts (-v, --mount, --volumes-from)")
+	case len(h.VolumesFrom) > 0:
+		return no("--volumes-from (name the volumes with -v instead)")
 	case len(h.Links) > 0:
 		return no("--link")
 	case len(h.Devices) > 0 || len(h.DeviceRequests) > 0:

@@ -220,7 +220,7 @@ func (m *Manager) list(ctx context.Context, o ListOptions) ([]container.Summary,
 		s := container.Summary{
 			ID: r.ID, Names: []string{"/" + r.Name}, Image: r.Config.Image, ImageID: r.dockerImageID(),
 			Command: commandLine(r), Created: r.Created.Unix(), Ports: portSummaries(r),
-			Labels: r.Config.Labels, State: r.State, Status: status(r, now), Mounts: []container.MountPoint{},
+			Labels: r.Config.Labels, State: r.State, Status: status(r, now), Mounts: mountPoints(r.Mounts, m.cfg.Volumes),
 		}
 		s.HostConfig.NetworkMode = "default"
 		s.NetworkSettings = &container.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{"berth": m.endpoint(r)}}
@@ -274,7 +274,7 @@ func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectRes
 			StartedAt: rfc3339(r.StartedAt), FinishedAt: rfc3339(r.FinishedAt),
 		},
 		Image: r.dockerImageID(), LogPath: c.log.Path(), Name: "/" + r.Name, RestartCount: r.RestartCount,
-		Driver: "ext4", Platform: "linux", ExecIDs: execIDs, HostConfig: &hc, Mounts: []container.MountPoint{},
+		Driver: "ext4", Platform: "linux", ExecIDs: execIDs, HostConfig: &hc, Mounts: mountPoints(r.Mounts, m.cfg.Volumes),
 		Config: &cfg,
 		NetworkSettings: &container.NetworkSettings{
 			SandboxID: r.ID, Ports: ports,

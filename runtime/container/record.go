@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berth-dev/berth/runtime/portfwd"
+	"github.com/berth-dev/berth/runtime/vmm"
 )
 
 // bucket holds one JSON record per container, keyed by ID.
@@ -42,6 +43,12 @@ type record struct {
 	CPUs          int               `json:"cpus"`
 	MemoryMiB     int               `json:"memoryMiB"`
 	Ports         []portfwd.Binding `json:"ports,omitempty"`
+	// Mounts are the container's -v/--mount/--tmpfs mounts as asked for;
+	// Shares and GuestMounts what they became for the VM (worked out
+	// once, at create, so every start mounts the same).
+	Mounts      []mountSpec  `json:"mounts,omitempty"`
+	Shares      []vmm.Share  `json:"shares,omitempty"`
+	GuestMounts []GuestMount `json:"guestMounts,omitempty"`
 
 	State        container.ContainerState `json:"state"`
 	ExitCode     int                      `json:"exitCode"`
