@@ -21,6 +21,8 @@ type Backend struct {
 	Images     Images
 	Containers Containers
 	Events     Events
+	// Volumes serves /volumes (nil: an empty list, and 501 for the rest).
+	Volumes Volumes
 	// DataRoot is shown by `docker info` as the root directory.
 	DataRoot string
 }

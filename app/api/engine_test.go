@@ -69,6 +69,7 @@ func startEngineWith(t testing.TB, wrap func(Containers) Containers) *engineEnv 
 		Images:     &ImageStore{Store: eng.Images, Publish: eng.Events.Publish},
 		Containers: cs,
 		Events:     eng.Events,
+		Volumes:    &VolumeStore{Store: eng.Volumes, Publish: eng.Events.Publish},
 		DataRoot:   root.Dir,
 	}, root.Socket())
 	reg := testimage.Registry(t, testimage.RegistryOptions{})

@@ -33,24 +33,19 @@ func (s *Server) routes() {
 	s.handle("GET /system/df", s.diskUsage)
 	s.imageRoutes()
 	s.containerRoutes()
-	// Berth has no user networks, volumes or build cache: their prunes
-	// truthfully remove nothing (so `docker system prune` works), and the
-	// volume list is empty. Creating any of them is refused.
+	s.volumeRoutes()
+	// Berth has no user networks or build cache: their prunes truthfully
+	// remove nothing (so `docker system prune` works). Creating a network
+	// is refused.
 	s.handle("POST /networks/prune", func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: []string{}})
-	})
-	s.handle("POST /volumes/prune", func(w http.ResponseWriter, r *http.Request) error {
-		return writeJSON(w, http.StatusOK, volume.PruneReport{VolumesDeleted: []string{}})
 	})
 	s.handle("POST /build/prune", func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, build.CachePruneReport{CachesDeleted: []string{}})
 	})
-	s.handle("GET /volumes", func(w http.ResponseWriter, r *http.Request) error {
-		return writeJSON(w, http.StatusOK, volume.ListResponse{Volumes: []volume.Volume{}, Warnings: []string{}})
-	})
-	for _, p := range []string{"GET /networks", "POST /networks/create", "POST /volumes/create"} {
+	for _, p := range []string{"GET /networks", "POST /networks/create"} {
 		s.handle(p, func(w http.ResponseWriter, r *http.Request) error {
-			return notImplemented("networks and volumes are not supported by Berth yet: each container has its own VM with one NIC and its own root disk")
+			return notImplemented("networks are not supported by Berth yet: each container has its own VM with one NIC")
 		})
 	}
 }
@@ -212,11 +207,28 @@ func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request) error {
 			reclaimImages += images[i].Size
 		}
 	}
+	vols := []volume.Volume{}
+	if s.b.Volumes != nil {
+		vs, err := s.b.Volumes.Usage(ctx)
+		if err != nil {
+			return err
+		}
+		vols = vs
+	}
 	if compareVersions(requestVersion(r), "1.52") < 0 {
 		return writeJSON(w, http.StatusOK, legacyDiskUsage{
 			LayersSize: layers, Images: images, Containers: containers,
-			Volumes: []volume.Volume{}, BuildCache: []build.CacheRecord{},
+			Volumes: vols, BuildCache: []build.CacheRecord{},
 		})
+	}
+	vu := &volume.DiskUsage{TotalCount: int64(len(vols))}
+	for _, v := range vols {
+		vu.TotalSize += v.UsageData.Size
+		if v.UsageData.RefCount > 0 {
+			vu.ActiveCount++
+		} else {
+			vu.Reclaimable += v.UsageData.Size
+		}
 	}
 	var csize, creclaim, cactive int64
 	for _, c := range containers {
@@ -232,12 +244,13 @@ func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request) error {
 			TotalSize: layers, Reclaimable: reclaimImages},
 		ContainerUsage: &container.DiskUsage{ActiveCount: cactive, TotalCount: int64(len(containers)),
 			TotalSize: csize, Reclaimable: creclaim},
-		VolumeUsage:     &volume.DiskUsage{},
+		VolumeUsage:     vu,
 		BuildCacheUsage: &build.DiskUsage{},
 	}
 	if v, _ := boolParam(r, "verbose"); v {
 		du.ImageUsage.Items = images
 		du.ContainerUsage.Items = containers
+		du.VolumeUsage.Items = vols
 	}
 	return writeJSON(w, http.StatusOK, du)
 }

@@ -157,6 +157,7 @@ var supportedHostConfig = map[string]bool{
 	"ConsoleSize": true, "LogConfig": true, "Memory": true, "NanoCPUs": true,
 	"Annotations": true, "Isolation": true, "ContainerIDFile": true,
 	"ExtraHosts": true, "DNS": true,
+	"Binds": true, "Mounts": true, "Tmpfs": true, // checked by the container manager
 	"MemorySwappiness": true, // -1 = unset, checked below
 	"MemorySwap":       true, // must equal 0, -1 or Memory (no swap in the VM), checked below
 }
@@ -237,9 +238,6 @@ func validateCreate(req *container.CreateRequest, hostMemory int64) error {
 	cfg := req.Config
 	if cfg.Image == "" {
 		return badRequest("no image given: the request must name the image to run (Image)")
-	}
-	if len(cfg.Volumes) > 0 {
-		return notImplemented("volumes are not supported by Berth yet (Config.Volumes / -v): each container has only its own root disk")
 	}
 	if cfg.Healthcheck != nil && len(cfg.Healthcheck.Test) > 0 && cfg.Healthcheck.Test[0] != "NONE" {
 		return notImplemented("health checks are not supported by Berth yet (--health-cmd / image HEALTHCHECK)")

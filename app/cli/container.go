@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,7 +49,7 @@ func onEngine(g *Globals, run func(cmd *cobra.Command, args []string, cli *clien
 type createFlags struct {
 	name, workdir, user, entrypoint, hostname, restart, memory, platform, kernel string
 	stopSignal, detachKeys                                                       string
-	env, labels, publish, addHost, logOpts                                       []string
+	env, labels, publish, addHost, logOpts, volumes, tmpfs                       []string
 	cpus                                                                         float64
 	stopTimeout                                                                  int
 	interactive, tty, rm, publishAll                                             bool
@@ -75,6 +76,8 @@ func (f *createFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [hostip:]hostport:containerport[/tcp]")
 	fl.StringArrayVar(&f.addHost, "add-host", nil, "add a host:ip line to /etc/hosts")
 	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "json-file log option: max-size=10m, max-file=3")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "mount a host directory or file (/host:/dst[:ro]), a named volume (name:/dst[:ro]) or a new anonymous volume (/dst)")
+	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: /dst[:size=64m,noexec,…]")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a terminal")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
@@ -157,6 +160,9 @@ func (f *createFlags) options(args []string) (client.ContainerCreateOptions, err
 			}
 		}
 	}
+	if err := f.mounts(cfg, hc); err != nil {
+		return client.ContainerCreateOptions{}, err
+	}
 	if f.kernel != "" {
 		hc.Annotations = map[string]string{"io.berth.kernel": f.kernel}
 	}
@@ -170,6 +176,39 @@ func (f *createFlags) options(args []string) (client.ContainerCreateOptions, err
 		opts.Platform = &ocispec.Platform{OS: os_, Architecture: arch, Variant: variant}
 	}
 	return opts, nil
+}
+
+// mounts turns -v and --tmpfs into the request the way the docker CLI
+// does: "/dst" alone is an anonymous volume (Config.Volumes), a relative
+// host path ("./dir") is made absolute here, where it means something;
+// the engine checks the rest.
+func (f *createFlags) mounts(cfg *container.Config, hc *container.HostConfig) error {
+	for _, v := range f.volumes {
+		src, rest, ok := strings.Cut(v, ":")
+		if !ok {
+			if cfg.Volumes == nil {
+				cfg.Volumes = map[string]struct{}{}
+			}
+			cfg.Volumes[v] = struct{}{}
+			continue
+		}
+		if src == "." || src == ".." || strings.HasPrefix(src, "./") || strings.HasPrefix(src, "../") {
+			abs, err := filepath.Abs(src)
+			if err != nil {
+				return fmt.Errorf("-v %s: %w", v, err)
+			}
+			v = abs + ":" + rest
+		}
+		hc.Binds = append(hc.Binds, v)
+	}
+	for _, t := range f.tmpfs {
+		dst, opts, _ := strings.Cut(t, ":")
+		if hc.Tmpfs == nil {
+			hc.Tmpfs = map[string]string{}
+		}
+		hc.Tmpfs[dst] = opts
+	}
+	return nil
 }
 
 func parseRestart(s string) (container.RestartPolicy, error) {

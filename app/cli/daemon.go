@@ -47,6 +47,7 @@ func init() {
 					Images:     &api.ImageStore{Store: eng.Images, Publish: eng.Events.Publish},
 					Containers: eng.Containers,
 					Events:     eng.Events,
+					Volumes:    &api.VolumeStore{Store: eng.Volumes, Publish: eng.Events.Publish},
 					DataRoot:   root.Dir,
 				}})
 				// Only the data root's 0600 socket, unless --host asks for

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/runtime/rootfs"
 	"github.com/berth-dev/berth/runtime/state"
 	"github.com/berth-dev/berth/runtime/vmm"
+	"github.com/berth-dev/berth/runtime/volume"
 )
 
 // Options configure an engine.
@@ -51,6 +52,7 @@ type Engine struct {
 	DB         *state.DB
 	Images     *image.Store
 	Containers *container.Manager
+	Volumes    *volume.Store
 	Events     *container.Events
 	Boot       *BootFiles
 	log        *slog.Logger
@@ -85,6 +87,10 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	vols, err := volume.Open(db, o.Root)
+	if err != nil {
+		return nil, err
+	}
 	backend := o.Backend
 	if backend == nil {
 		backend = platformBackend()
@@ -98,6 +104,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		Kernels: boot,
 		Backend: backend,
 		Dial:    dialGuest,
+		Volumes: vols,
 		Arch:    o.Arch, DefaultCPUs: o.DefaultCPUs, DefaultMemoryMiB: o.DefaultMemoryMiB,
 		KillStale: killStale, BootTimeout: o.BootTimeout,
 		Log: o.Log,
@@ -106,11 +113,12 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		return nil, err
 	}
 	images.InUse = func(d v1.Hash) bool { return mgr.ImageInUse(d.String()) }
+	vols.InUse = mgr.VolumeUsers
 	if err := mgr.Restore(ctx); err != nil {
 		return nil, err
 	}
 	ok = true
-	return &Engine{Root: o.Root, DB: db, Images: images, Containers: mgr, Events: mgr.Events(), Boot: boot, log: o.Log}, nil
+	return &Engine{Root: o.Root, DB: db, Images: images, Containers: mgr, Volumes: vols, Events: mgr.Events(), Boot: boot, log: o.Log}, nil
 }
 
 // Close stops every container gracefully and closes the database.

@@ -80,6 +80,9 @@ func (g *guest) Setup(ctx context.Context, s container.GuestSetup) (container.Gu
 	if err := g.c.CreateContainer(ctx, &agent.ContainerConfig{Device: s.RootDevice, Fstype: "ext4"}); err != nil {
 		return container.GuestInfo{}, fmt.Errorf("mount the container's root disk: %w", guestErr(err))
 	}
+	if err := g.mount(ctx, s.Mounts); err != nil {
+		return container.GuestInfo{}, err
+	}
 	var info container.GuestInfo
 	t0 := time.Now()
 	ni, err := g.c.DHCP(ctx)
@@ -91,6 +94,58 @@ func (g *guest) Setup(ctx context.Context, s container.GuestSetup) (container.Gu
 	}
 	info.Gateway = ni.Gateway
 	return info, nil
+}
+
+// sharesDir is where the VM mounts its virtiofs shares; the container sees
+// only what is bind-mounted from there.
+const sharesDir = "/run/berth/shares/"
+
+// mount makes the container's mounts, in order: each virtiofs share once in
+// the VM (read-only when every mount of it is, so a :ro-only share is
+// read-only down to the VM), then a bind (or tmpfs) into the container.
+func (g *guest) mount(ctx context.Context, ms []container.GuestMount) error {
+	rw := map[string]bool{}
+	var tags []string
+	for _, m := range ms {
+		if m.Fstype != "" {
+			continue
+		}
+		if _, seen := rw[m.Tag]; !seen {
+			tags = append(tags, m.Tag)
+		}
+		rw[m.Tag] = rw[m.Tag] || !m.ReadOnly
+	}
+	for _, tag := range tags {
+		mc := &agent.MountConfig{Source: tag, Target: sharesDir + tag, Fstype: "virtiofs"}
+		if !rw[tag] {
+			mc.Options = []string{"ro"}
+		}
+		if err := g.c.Mount(ctx, mc); err != nil {
+			return fmt.Errorf("mount the VM's shared directory %s: %w", tag, guestErr(err))
+		}
+	}
+	for _, m := range ms {
+		mc := &agent.MountConfig{Target: m.Target, InContainer: true}
+		switch m.Fstype {
+		case "tmpfs":
+			mc.Source, mc.Fstype, mc.Options = "tmpfs", "tmpfs", append([]string(nil), m.Options...)
+		case "":
+			mc.Source = sharesDir + m.Tag
+			if m.Sub != "" {
+				mc.Source += "/" + m.Sub
+			}
+			mc.Options = []string{"bind"}
+		default:
+			return fmt.Errorf("mount %s at %s: unknown filesystem type %q", m.Source, m.Target, m.Fstype)
+		}
+		if m.ReadOnly {
+			mc.Options = append(mc.Options, "ro")
+		}
+		if err := g.c.Mount(ctx, mc); err != nil {
+			return fmt.Errorf("mount %s at %s: %w", m.Source, m.Target, guestErr(err))
+		}
+	}
+	return nil
 }
 
 type process struct {
