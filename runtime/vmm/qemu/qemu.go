@@ -212,7 +212,9 @@ func (b *Backend) start(ctx context.Context, cfg vmm.Config) (*Machine, error) {
 		m.closeListeners()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
+	m.mu.Lock() // virtiofsdExited reads it from the daemons' goroutines
 	m.pid = cmd.Process.Pid
+	m.mu.Unlock()
 	if err := writePidFile(cfg.StateDir, m.pid); err != nil {
 		m.Kill()
 		<-m.done

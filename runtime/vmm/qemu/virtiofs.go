@@ -135,19 +135,20 @@ func (m *Machine) startVirtiofsd(bin string) error {
 // names the share and what virtiofsd said.
 func (m *Machine) virtiofsdExited(d *virtiofsd) {
 	m.mu.Lock()
-	expected := m.stopping || m.killed
+	expected, pid := m.stopping || m.killed, m.pid
 	m.mu.Unlock()
-	// A QEMU that has exited (a zombie or reaped) closed the vhost-user
-	// connection, which ends virtiofsd normally.
-	if expected || m.pid == 0 || !alive(m.pid) {
+	// Before QEMU runs, its start fails on the dead socket and reports
+	// the daemon's stderr. A QEMU that has exited (a zombie or reaped)
+	// closed the vhost-user connection, which ends virtiofsd normally.
+	if expected || pid == 0 || !alive(pid) {
 		return
 	}
 	m.mu.Lock()
 	if m.shareErr == nil {
-		m.shareErr = fmt.Errorf("virtiofsd for share %q (%s) exited while the VM ran; the VM was stopped%s", d.share.Tag, d.share.Path, d.tail())
+		m.shareErr = fmt.Errorf("virtiofsd for share %q (%s) exited, so the VM was stopped%s", d.share.Tag, d.share.Path, d.tail())
 	}
 	m.mu.Unlock()
-	syscall.Kill(-m.pid, syscall.SIGKILL)
+	syscall.Kill(-pid, syscall.SIGKILL)
 }
 
 func (d *virtiofsd) tail() string {
