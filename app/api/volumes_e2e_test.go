@@ -207,4 +207,25 @@ func TestDockerCLIVolumesBadInput(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "missing")); !os.IsNotExist(err) {
 		t.Errorf("--mount created its missing source")
 	}
+
+	// prune: anonymous volumes by default, every unused one with -a; the
+	// reclaimed space is reported; system df counts volumes.
+	anon := strings.TrimSpace(mustDocker(t, sock, "volume", "create"))
+	if len(anon) != 64 {
+		t.Fatalf("volume create without a name printed %q", anon)
+	}
+	mustDocker(t, sock, "volume", "create", "keepme")
+	os.WriteFile(filepath.Join(e.Root.Volumes(), anon, "_data", "f"), make([]byte, 4096), 0o644)
+	if out := mustDocker(t, sock, "system", "df", "--format", "{{.Type}} {{.TotalCount}}"); !strings.Contains(out, "Local Volumes 2") {
+		t.Errorf("system df:\n%s", out)
+	}
+	if out := mustDocker(t, sock, "volume", "prune", "-f"); !strings.Contains(out, anon) || strings.Contains(out, "keepme") || !strings.Contains(out, "4.096kB") {
+		t.Errorf("volume prune -f:\n%s", out)
+	}
+	if out := mustDocker(t, sock, "volume", "prune", "-af"); !strings.Contains(out, "keepme") {
+		t.Errorf("volume prune -af:\n%s", out)
+	}
+	if out := mustDocker(t, sock, "volume", "ls", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("after prune -a: %q", out)
+	}
 }
