@@ -124,4 +124,9 @@ type Machine interface {
 	// PID is the host process running the VM when there is one (QEMU), for
 	// reconciling after an engine crash; 0 otherwise.
 	PID() int
+	// Pause freezes the VM: its vCPUs stop, its memory and devices stay
+	// (docker pause). Resume lets it run again. The guest's clock falls
+	// behind by the paused time; callers set it again after Resume.
+	Pause() error
+	Resume() error
 }

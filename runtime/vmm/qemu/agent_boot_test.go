@@ -37,6 +37,22 @@ func TestRealAgentRunsAProcess(t *testing.T) {
 			}
 			defer c.Close()
 			t.Logf("%s: agent ready %v after Start", arch, time.Since(start).Round(10*time.Millisecond))
+			// docker pause: a paused VM answers nothing; resumed, it does.
+			if err := m.Pause(); err != nil {
+				t.Fatal(err)
+			}
+			pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err = c.Health(pctx)
+			pcancel()
+			if err == nil {
+				t.Fatal("a paused VM's agent answered")
+			}
+			if err := m.Resume(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Health(ctx); err != nil {
+				t.Fatalf("after resume: %v", err)
+			}
 			if err := c.SetupSystem(ctx, &agent.SystemConfig{Hostname: "berth-" + arch}); err != nil {
 				t.Fatalf("SetupSystem: %v\nconsole: %v", err, m.ConsoleTail(30))
 			}

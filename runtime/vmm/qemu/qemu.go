@@ -370,6 +370,27 @@ func (m *Machine) Accel() string { return m.accel }
 // PID implements vmm.Machine.
 func (m *Machine) PID() int { return m.pid }
 
+// Pause stops the vCPUs (QMP "stop"); Resume continues them ("cont").
+func (m *Machine) Pause() error { return m.monitor("stop", "pause") }
+
+// Resume continues a paused VM.
+func (m *Machine) Resume() error { return m.monitor("cont", "resume") }
+
+func (m *Machine) monitor(cmd, what string) error {
+	select {
+	case <-m.done:
+		return fmt.Errorf("%s: the VM has stopped", what)
+	default:
+	}
+	if m.qmp == nil {
+		return fmt.Errorf("%s: no QEMU monitor", what)
+	}
+	if _, err := m.qmp.execute(cmd); err != nil {
+		return fmt.Errorf("%s VM: %w", what, err)
+	}
+	return nil
+}
+
 // Done implements vmm.Machine.
 func (m *Machine) Done() <-chan struct{} { return m.done }
 

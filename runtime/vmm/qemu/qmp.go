@@ -14,8 +14,9 @@ import (
 // handshake, a few commands, and the events that say when the guest opened
 // the agent port (VSERPORT_CHANGE) and why the VM shut down (SHUTDOWN).
 type qmp struct {
-	conn net.Conn
-	dec  *json.Decoder
+	conn  net.Conn
+	dec   *json.Decoder
+	cmdMu sync.Mutex // one command at a time
 
 	mu       sync.Mutex
 	replies  chan qmpMessage // command replies, in order
@@ -98,9 +99,11 @@ func (q *qmp) loop() {
 	}
 }
 
-// execute runs one command and waits for its reply. Commands are issued by
-// one goroutine at a time (Start), so replies pair up in order.
+// execute runs one command and waits for its reply. One command is in
+// flight at a time (cmdMu), so replies pair up in order.
 func (q *qmp) execute(cmd string) (json.RawMessage, error) {
+	q.cmdMu.Lock()
+	defer q.cmdMu.Unlock()
 	b, _ := json.Marshal(map[string]string{"execute": cmd})
 	if _, err := q.conn.Write(append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("qmp %s: %w", cmd, err)

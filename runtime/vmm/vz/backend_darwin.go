@@ -198,6 +198,10 @@ func (h *vzHypervisor) retryable(err error) bool {
 func (h *vzHypervisor) canStop() bool              { return h.vm.CanStop() }
 func (h *vzHypervisor) stop() error                { return h.vm.Stop() }
 func (h *vzHypervisor) requestStop() (bool, error) { return h.vm.RequestStop() }
+func (h *vzHypervisor) canPause() bool             { return h.vm.CanPause() }
+func (h *vzHypervisor) pause() error               { return h.vm.Pause() }
+func (h *vzHypervisor) canResume() bool            { return h.vm.CanResume() }
+func (h *vzHypervisor) resume() error              { return h.vm.Resume() }
 
 var _ vmm.Backend = (*Backend)(nil)
 var _ vmm.Machine = (*machine)(nil)

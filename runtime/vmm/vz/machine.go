@@ -49,6 +49,10 @@ type hypervisor interface {
 	canStop() bool
 	stop() error // hard stop: the guest gets no say
 	requestStop() (bool, error)
+	canPause() bool
+	pause() error
+	canResume() bool
+	resume() error
 }
 
 // machine implements vmm.Machine over a hypervisor.
@@ -145,6 +149,43 @@ func (m *machine) Kill() error {
 		return fmt.Errorf("vz: request stop: %w", err)
 	}
 	return nil
+}
+
+// Pause freezes the VM (docker pause).
+func (m *machine) Pause() error {
+	if err := m.running("pause"); err != nil {
+		return err
+	}
+	if !m.hv.canPause() {
+		return fmt.Errorf("vz: the VM cannot be paused in its state (%s)", m.State())
+	}
+	if err := m.hv.pause(); err != nil {
+		return fmt.Errorf("vz: pause: %w", err)
+	}
+	return nil
+}
+
+// Resume continues a paused VM.
+func (m *machine) Resume() error {
+	if err := m.running("resume"); err != nil {
+		return err
+	}
+	if !m.hv.canResume() {
+		return fmt.Errorf("vz: the VM cannot be resumed in its state (%s)", m.State())
+	}
+	if err := m.hv.resume(); err != nil {
+		return fmt.Errorf("vz: resume: %w", err)
+	}
+	return nil
+}
+
+func (m *machine) running(what string) error {
+	select {
+	case <-m.done:
+		return fmt.Errorf("vz: %s: the VM has stopped", what)
+	default:
+		return nil
+	}
 }
 
 // Shutdown asks the guest to power off (the virtual power button) and waits

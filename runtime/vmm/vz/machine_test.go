@@ -28,6 +28,7 @@ type fakeHV struct {
 	canHardStop bool
 	states      chan vmState
 	onRequest   func()
+	paused      bool // plays the framework's pause state for canPause/canResume
 }
 
 func (f *fakeHV) connect(port uint32) (net.Conn, error) {
@@ -44,6 +45,30 @@ func (f *fakeHV) connect(port uint32) (net.Conn, error) {
 	return c, nil
 }
 func (f *fakeHV) retryable(err error) bool { return errors.Is(err, errReset) }
+func (f *fakeHV) canPause() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.paused
+}
+func (f *fakeHV) canResume() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.paused
+}
+func (f *fakeHV) pause() error {
+	f.mu.Lock()
+	f.paused = true
+	f.mu.Unlock()
+	f.states <- statePaused
+	return nil
+}
+func (f *fakeHV) resume() error {
+	f.mu.Lock()
+	f.paused = false
+	f.mu.Unlock()
+	f.states <- stateRunning
+	return nil
+}
 func (f *fakeHV) canStop() bool            { return f.canHardStop }
 func (f *fakeHV) stop() error {
 	f.mu.Lock()
@@ -175,6 +200,28 @@ func TestStillRunningIsNotDone(t *testing.T) {
 	}
 	if got := m.State(); got != "paused" {
 		t.Errorf("State() = %q", got)
+	}
+}
+
+func TestPauseResume(t *testing.T) {
+	t.Parallel()
+	f, m, _ := newFake(t)
+	if err := m.Resume(); err == nil || !strings.Contains(err.Error(), "cannot be resumed") {
+		t.Fatalf("resume of a running VM: %v", err)
+	}
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Pause(); err == nil || !strings.Contains(err.Error(), "cannot be paused") {
+		t.Fatalf("second pause: %v", err)
+	}
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	f.states <- stateStopped
+	<-m.Done()
+	if err := m.Pause(); err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Fatalf("pause after stop: %v", err)
 	}
 }
 
