@@ -69,7 +69,7 @@ func (f *fakeHV) resume() error {
 	f.states <- stateRunning
 	return nil
 }
-func (f *fakeHV) canStop() bool            { return f.canHardStop }
+func (f *fakeHV) canStop() bool { return f.canHardStop }
 func (f *fakeHV) stop() error {
 	f.mu.Lock()
 	f.stops++
