@@ -102,7 +102,7 @@ func newManager(cfg Config) (*Manager, error) {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, events: NewEvents(),
-		byID: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{}}
+		byID: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{}, creating: map[string]int{}}
 	if err := os.MkdirAll(cfg.Root.Containers(), 0o700); err != nil {
 		return nil, err
 	}
@@ -307,6 +307,7 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 		return fail(fmt.Errorf("clone root filesystem: %w", err))
 	}
 	// Bind sources and volumes exist before the record names them.
+	defer m.holdVolumes(mounts)()
 	if err := prepareMounts(mounts, m.cfg.Volumes); err != nil {
 		return fail(err)
 	}

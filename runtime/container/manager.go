@@ -46,12 +46,15 @@ type Manager struct {
 	log    *slog.Logger
 	events *Events
 
-	mu     sync.Mutex
-	byID   map[string]*ctr
-	names  map[string]string // name (without "/") -> id
-	execs  map[string]*execProc
-	closed bool
-	bg     sync.WaitGroup // restarts started by Restore
+	mu    sync.Mutex
+	byID  map[string]*ctr
+	names map[string]string // name (without "/") -> id
+	execs map[string]*execProc
+	// creating counts the volumes of creates whose record is not written
+	// yet, so a concurrent `volume rm` cannot take them away in between.
+	creating map[string]int
+	closed   bool
+	bg       sync.WaitGroup // restarts started by Restore
 }
 
 // New opens the container bucket and loads every record. Call Restore next.

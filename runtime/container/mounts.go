@@ -464,12 +464,41 @@ func (m *Manager) ensureMountSources(specs []mountSpec) error {
 	return nil
 }
 
+// holdVolumes marks the named volumes of a create in progress as used
+// until the returned release is called (after the record is written).
+func (m *Manager) holdVolumes(specs []mountSpec) (release func()) {
+	var names []string
+	for _, s := range specs {
+		if s.Type == mount.TypeVolume && s.Source != "" {
+			names = append(names, s.Source)
+		}
+	}
+	m.mu.Lock()
+	for _, n := range names {
+		m.creating[n]++
+	}
+	m.mu.Unlock()
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for _, n := range names {
+			if m.creating[n]--; m.creating[n] <= 0 {
+				delete(m.creating, n)
+			}
+		}
+	}
+}
+
 // VolumeUsers names the containers (any state) whose mounts use the volume:
-// the volume store refuses to remove it while there are any.
+// the volume store refuses to remove it while there are any. A create in
+// progress counts as "(being created)".
 func (m *Manager) VolumeUsers(name string) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var ids []string
+	if m.creating[name] > 0 {
+		ids = append(ids, "(being created)")
+	}
 	for id, c := range m.byID {
 		for _, s := range c.rec.Mounts {
 			if s.Type == mount.TypeVolume && s.Source == name {

@@ -232,3 +232,26 @@ func TestPrepareAndShare(t *testing.T) {
 		t.Fatalf("--mount created its missing source: %v", err)
 	}
 }
+
+// A create in progress holds its named volumes: `volume rm` between the
+// volume's creation and the container's record must be refused.
+func TestHoldVolumes(t *testing.T) {
+	m := &Manager{byID: map[string]*ctr{}, creating: map[string]int{}}
+	specs := []mountSpec{{Type: mount.TypeVolume, Source: "vv", Target: "/a"}, {Type: mount.TypeBind, Source: "/h", Target: "/b"}}
+	r1, r2 := m.holdVolumes(specs), m.holdVolumes(specs)
+	if got := m.VolumeUsers("vv"); len(got) != 1 {
+		t.Fatalf("users while creating: %v", got)
+	}
+	r1()
+	if got := m.VolumeUsers("vv"); len(got) != 1 {
+		t.Fatalf("users while the second create runs: %v", got)
+	}
+	r2()
+	if got := m.VolumeUsers("vv"); len(got) != 0 {
+		t.Fatalf("users after both creates: %v", got)
+	}
+	m.byID["c1"] = &ctr{rec: record{ID: "c1", Mounts: specs}}
+	if got := m.VolumeUsers("vv"); !reflect.DeepEqual(got, []string{"c1"}) {
+		t.Fatalf("users with a record: %v", got)
+	}
+}
