@@ -274,7 +274,10 @@ func (s *Store) Remove(name string, force bool) error {
 	if users := s.users(name); len(users) > 0 {
 		short := make([]string, len(users))
 		for i, u := range users {
-			short[i] = u[:min(12, len(u))]
+			short[i] = u
+			if len(u) == 64 { // a container ID: Docker's short form
+				short[i] = u[:12]
+			}
 		}
 		return ErrInUse.WithMessage(fmt.Sprintf("remove %s: volume is in use - [%s]: remove those containers first (docker rm)", name, strings.Join(short, ", ")))
 	}

@@ -83,7 +83,7 @@ func TestCreateGetListRemove(t *testing.T) {
 
 	s.InUse = func(name string) []string {
 		if name == "v1" {
-			return []string{"0123456789abcdef0123"}
+			return []string{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
 		}
 		return nil
 	}
