@@ -100,12 +100,7 @@ func (e *appEngine) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := api.New(api.Options{Version: cli.Version, Backend: api.Backend{
-		Images:     &api.ImageStore{Store: eng.Images, Publish: eng.Events.Publish},
-		Containers: eng.Containers,
-		Events:     eng.Events,
-		DataRoot:   e.root.Dir,
-	}})
+	srv := api.New(api.Options{Version: cli.Version, Backend: cli.APIBackend(eng, e.root.Dir)})
 	ln, err := api.ListenUnix(e.root.Socket())
 	if err != nil {
 		eng.Close(context.Background())

@@ -43,13 +43,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				srv := api.New(api.Options{Version: Version, Backend: api.Backend{
-					Images:     &api.ImageStore{Store: eng.Images, Publish: eng.Events.Publish},
-					Containers: eng.Containers,
-					Events:     eng.Events,
-					Volumes:    &api.VolumeStore{Store: eng.Volumes, Publish: eng.Events.Publish},
-					DataRoot:   root.Dir,
-				}})
+				srv := api.New(api.Options{Version: Version, Backend: APIBackend(eng, root.Dir)})
 				// Only the data root's 0600 socket, unless --host asks for
 				// more (tcp:// is warned about: it is root-equivalent).
 				lns, err := api.ListenHosts(root.Socket(), hosts, func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "berth daemon: "+w) })
@@ -81,4 +75,16 @@ func init() {
 		cmd.Flags().IntVar(&memMiB, "default-memory", 0, "MiB of containers without --memory (default 512)")
 		root.AddCommand(cmd)
 	})
+}
+
+// APIBackend is what the Docker API server serves from an open engine: the
+// headless daemon and the Mac app's in-process engine both use it.
+func APIBackend(eng *engine.Engine, dataRoot string) api.Backend {
+	return api.Backend{
+		Images:     &api.ImageStore{Store: eng.Images, Publish: eng.Events.Publish},
+		Containers: eng.Containers,
+		Events:     eng.Events,
+		Volumes:    &api.VolumeStore{Store: eng.Volumes, Publish: eng.Events.Publish},
+		DataRoot:   dataRoot,
+	}
 }
