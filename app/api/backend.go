@@ -69,6 +69,8 @@ type Containers interface {
 	Stop(ctx context.Context, ref string, opts ctrs.StopOptions) error
 	Restart(ctx context.Context, ref string, opts ctrs.StopOptions) error
 	Kill(ctx context.Context, ref, signal string) error
+	Pause(ctx context.Context, ref string) error
+	Unpause(ctx context.Context, ref string) error
 	Remove(ctx context.Context, ref string, opts ctrs.RemoveOptions) error
 	Wait(ctx context.Context, ref string, cond container.WaitCondition) (<-chan container.WaitResponse, error)
 	List(ctx context.Context, opts ctrs.ListOptions) ([]container.Summary, error)

@@ -43,6 +43,8 @@ func (s *Server) containerRoutes() {
 		{"GET /containers/{id}/top", s.containerTop},
 		{"GET /containers/{id}/stats", s.containerStats},
 		{"POST /containers/{id}/rename", s.containerRename},
+		{"POST /containers/{id}/pause", s.containerPause},
+		{"POST /containers/{id}/unpause", s.containerUnpause},
 		{"HEAD /containers/{id}/archive", s.archiveStat},
 		{"GET /containers/{id}/archive", s.archiveGet},
 		{"PUT /containers/{id}/archive", s.archivePut},
@@ -55,8 +57,6 @@ func (s *Server) containerRoutes() {
 		s.handle(rt.pattern, s.withContainers(rt.h))
 	}
 	for _, op := range []struct{ pattern, what string }{
-		{"POST /containers/{id}/pause", "docker pause"},
-		{"POST /containers/{id}/unpause", "docker unpause"},
 		{"POST /containers/{id}/update", "docker update"},
 		{"GET /containers/{id}/changes", "docker diff"},
 		{"POST /commit", "docker commit"},
@@ -473,6 +473,14 @@ func (s *Server) containerRename(cs Containers, w http.ResponseWriter, r *http.R
 		return badRequest("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
 	return respond(w, http.StatusNoContent, cs.Rename(r.Context(), r.PathValue("id"), strings.TrimPrefix(name, "/")))
+}
+
+func (s *Server) containerPause(cs Containers, w http.ResponseWriter, r *http.Request) error {
+	return respond(w, http.StatusNoContent, cs.Pause(r.Context(), r.PathValue("id")))
+}
+
+func (s *Server) containerUnpause(cs Containers, w http.ResponseWriter, r *http.Request) error {
+	return respond(w, http.StatusNoContent, cs.Unpause(r.Context(), r.PathValue("id")))
 }
 
 func (s *Server) containerPrune(cs Containers, w http.ResponseWriter, r *http.Request) error {

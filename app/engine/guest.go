@@ -249,6 +249,10 @@ func (g *guest) CopyOut(ctx context.Context, path string, w io.Writer) error {
 	return guestErr(err)
 }
 
+func (g *guest) SetTime(ctx context.Context, t time.Time) error {
+	return guestErr(g.c.SetTime(ctx, t))
+}
+
 func (g *guest) Shutdown(ctx context.Context) error {
 	return guestErr(g.c.Shutdown(ctx, 2*time.Second))
 }

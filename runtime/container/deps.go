@@ -6,6 +6,7 @@ package container
 // its own terms.
 
 import (
+	"time"
 	"context"
 	"io"
 	"net"
@@ -139,6 +140,8 @@ type Guest interface {
 	CopyIn(ctx context.Context, dir string, tar io.Reader) error
 	// CopyOut writes path of the container's root as a tar stream.
 	CopyOut(ctx context.Context, path string, w io.Writer) error
+	// SetTime sets the guest's clock (after a pause it lags behind).
+	SetTime(ctx context.Context, t time.Time) error
 	// Shutdown kills remaining processes, syncs and powers the VM off.
 	Shutdown(ctx context.Context) error
 	Close() error

@@ -61,6 +61,7 @@ type run struct {
 	stdinW   *io.PipeWriter
 	stopping bool // a user stop/kill is in progress: no policy restart
 	killed   bool // we killed the VM ourselves
+	paused   bool // docker pause: the VM's vCPUs are stopped
 	done     chan struct{}
 }
 
@@ -831,6 +832,9 @@ func (m *Manager) stopLocked(ctx context.Context, c *ctr, o StopOptions, manual 
 	if rn == nil {
 		return nil // Docker answers 304: already stopped
 	}
+	if err := m.resumeToStop(ctx, c, rn); err != nil {
+		return err
+	}
 	sigName := o.Signal
 	if sigName == "" {
 		sigName = c.rec.Config.StopSignal
@@ -851,6 +855,9 @@ func (m *Manager) stopLocked(ctx context.Context, c *ctr, o StopOptions, manual 
 	m.mu.Lock()
 	rn.stopping = true
 	m.mu.Unlock()
+	if err := m.resumeToStop(ctx, c, rn); err != nil {
+		return err
+	}
 	m.emit(events.ActionKill, c, map[string]string{"signal": fmt.Sprint(sig)})
 	if err := rn.proc.Signal(ctx, sig); err != nil {
 		m.log.Warn("stop signal", "id", c.rec.ID, "err", err)
@@ -923,6 +930,9 @@ func (m *Manager) kill(ctx context.Context, ref, signal string) error {
 	if sig == sigKILL {
 		// Like a stop: unless-stopped stays down at the next engine start.
 		m.setState(c, func(r *record) { r.ManuallyStopped = true })
+	}
+	if err := m.resumeToStop(ctx, c, rn); err != nil {
+		return err
 	}
 	m.emit(events.ActionKill, c, map[string]string{"signal": fmt.Sprint(sig)})
 	if err := rn.proc.Signal(ctx, sig); err != nil {

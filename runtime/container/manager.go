@@ -98,6 +98,12 @@ func (m *Manager) Kill(ctx context.Context, ref, signal string) error {
 	return m.kill(ctx, ref, signal)
 }
 
+// Pause is POST /containers/{id}/pause: freezes the container's VM.
+func (m *Manager) Pause(ctx context.Context, ref string) error { return m.pause(ctx, ref) }
+
+// Unpause is POST /containers/{id}/unpause.
+func (m *Manager) Unpause(ctx context.Context, ref string) error { return m.unpause(ctx, ref) }
+
 // Remove is DELETE /containers/{id}.
 func (m *Manager) Remove(ctx context.Context, ref string, opts RemoveOptions) error {
 	return m.remove(ctx, ref, opts)

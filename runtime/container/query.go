@@ -23,11 +23,24 @@ func platformOf(arch string) v1.Platform {
 	return p
 }
 
+// shownRecord is c's record as the API shows it: a running container whose
+// VM is paused is "paused" (the record keeps "running": a pause does not
+// outlive the VM, so it is never persisted). m.mu held.
+func (c *ctr) shownRecord() record {
+	r := c.rec
+	if r.State == container.StateRunning && c.run != nil && c.run.paused {
+		r.State = container.StatePaused
+	}
+	return r
+}
+
 // status is Docker's human column ("Up 3 minutes", "Exited (0) 2 seconds ago").
 func status(r *record, now time.Time) string {
 	switch r.State {
 	case container.StateRunning:
 		return "Up " + human(now.Sub(r.StartedAt))
+	case container.StatePaused:
+		return "Up " + human(now.Sub(r.StartedAt)) + " (Paused)"
 	case container.StateRestarting:
 		return fmt.Sprintf("Restarting (%d) %s ago", r.ExitCode, human(now.Sub(r.FinishedAt)))
 	case container.StateExited:
@@ -198,7 +211,7 @@ func (m *Manager) list(ctx context.Context, o ListOptions) ([]container.Summary,
 	m.mu.Lock()
 	recs := make([]record, 0, len(m.byID))
 	for _, c := range m.byID {
-		recs = append(recs, c.rec)
+		recs = append(recs, c.shownRecord())
 	}
 	m.mu.Unlock()
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.After(recs[j].Created) })
@@ -207,7 +220,7 @@ func (m *Manager) list(ctx context.Context, o ListOptions) ([]container.Summary,
 	out := []container.Summary{}
 	for i := range recs {
 		r := &recs[i]
-		if !o.All && r.State != container.StateRunning && r.State != container.StateRestarting && len(o.Filters["status"]) == 0 {
+		if !o.All && r.State != container.StateRunning && r.State != container.StatePaused && r.State != container.StateRestarting && len(o.Filters["status"]) == 0 {
 			continue
 		}
 		ok, err := matchFilters(r, o.Filters)
@@ -245,7 +258,7 @@ func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectRes
 		return container.InspectResponse{}, err
 	}
 	m.mu.Lock()
-	r := c.rec
+	r := c.shownRecord()
 	var execIDs []string
 	for id, e := range m.execs {
 		if e.ctrID == r.ID {
@@ -253,7 +266,7 @@ func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectRes
 		}
 	}
 	m.mu.Unlock()
-	running := r.State == container.StateRunning
+	running := r.State == container.StateRunning || r.State == container.StatePaused
 	cfg := r.Config
 	hc := r.HostConfig
 	ports := network.PortMap{}
@@ -269,7 +282,7 @@ func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectRes
 	resp := container.InspectResponse{
 		ID: r.ID, Created: rfc3339(r.Created), Path: r.Path, Args: r.Args,
 		State: &container.State{
-			Status: r.State, Running: running, Restarting: r.State == container.StateRestarting,
+			Status: r.State, Running: running, Paused: r.State == container.StatePaused, Restarting: r.State == container.StateRestarting,
 			Dead: r.State == container.StateDead, Pid: r.GuestPID, ExitCode: r.ExitCode, Error: r.Error,
 			StartedAt: rfc3339(r.StartedAt), FinishedAt: rfc3339(r.FinishedAt),
 		},

@@ -347,6 +347,13 @@ func (m *Manager) running(ref string) (*ctr, *run, error) {
 	if rn == nil {
 		return c, nil, errf(ErrConflict, "container %s is not running", ref)
 	}
+	m.mu.Lock()
+	paused := rn.paused
+	m.mu.Unlock()
+	if paused {
+		// Its VM answers nothing until resumed: fail now, not hang.
+		return c, nil, errf(ErrConflict, "container %s is paused: unpause it first (docker unpause %s)", ref, ref)
+	}
 	return c, rn, nil
 }
 
