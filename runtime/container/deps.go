@@ -6,10 +6,10 @@ package container
 // its own terms.
 
 import (
-	"time"
 	"context"
 	"io"
 	"net"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
