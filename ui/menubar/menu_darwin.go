@@ -121,7 +121,7 @@ func perform(it model.Item) {
 		return
 	}
 	switch it.Action {
-	case model.ActStart, model.ActStop, model.ActRestart, model.ActRemove:
+	case model.ActStart, model.ActStop, model.ActRestart, model.ActPause, model.ActUnpause, model.ActRemove:
 		go func() {
 			defer guard("engine action")
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -17,6 +17,8 @@ const (
 	ActStart       Action = "start"
 	ActStop        Action = "stop"
 	ActRestart     Action = "restart"
+	ActPause       Action = "pause"
+	ActUnpause     Action = "unpause"
 	ActTerminal    Action = "terminal"
 	ActLogs        Action = "logs"
 	ActCopyIP      Action = "copy-ip"
@@ -199,6 +201,7 @@ func containerItemIn(c container.Summary, now time.Time, arena []Item) (Item, []
 		Item{Title: "Start", Action: ActStart, Target: c.ID, Enabled: startable},
 		Item{Title: "Stop", Action: ActStop, Target: c.ID, Enabled: stoppable},
 		Item{Title: "Restart", Action: ActRestart, Target: c.ID, Enabled: running},
+		pauseItem(c.ID, st),
 		Item{Separator: true},
 		Item{Title: "Open Terminal", Action: ActTerminal, Target: c.ID, Enabled: running},
 		Item{Title: "Show Logs", Action: ActLogs, Target: c.ID, Enabled: !busy && st != container.StateCreated},
@@ -224,6 +227,15 @@ func containerItemIn(c container.Summary, now time.Time, arena []Item) (Item, []
 	}
 	sub = append(sub, Item{Separator: true}, Item{Title: "Details…", Action: ActShowDetails, Target: c.ID, Enabled: true}, rm)
 	return Item{Title: name, State: st, Target: c.ID, Enabled: true, Submenu: sub}, arena[:len(arena)+len(sub)]
+}
+
+// pauseItem freezes a running container's VM or lets a paused one go on:
+// one item whose title says which.
+func pauseItem(id string, st container.ContainerState) Item {
+	if st == container.StatePaused {
+		return Item{Title: "Resume", Action: ActUnpause, Target: id, Enabled: true}
+	}
+	return Item{Title: "Pause", Action: ActPause, Target: id, Enabled: st == container.StateRunning}
 }
 
 func hasArg(items []Item, arg string) bool {

@@ -101,9 +101,9 @@ func enabled(it Item) string {
 func TestMenuEnablingRulesPerState(t *testing.T) {
 	m := BuildMenu(MenuInput{Engine: EngineReady, Containers: allStates(), Now: now})
 	for name, want := range map[string]string{
-		"web":    "Stop,Restart,Open Terminal,Show Logs,Copy IP,Open localhost:8080 in Browser,Open localhost:8081 in Browser,Details…,Remove…",
-		"db":     "Stop,Restart,Open Terminal,Show Logs,Copy IP,Details…,Remove…",
-		"idle":   "Stop,Show Logs,Details…,Remove…",
+		"web":    "Stop,Restart,Pause,Open Terminal,Show Logs,Copy IP,Open localhost:8080 in Browser,Open localhost:8081 in Browser,Details…,Remove…",
+		"db":     "Stop,Restart,Pause,Open Terminal,Show Logs,Copy IP,Details…,Remove…",
+		"idle":   "Stop,Resume,Show Logs,Details…,Remove…",
 		"crashy": "Stop,Show Logs,Details…,Remove…",
 		"old":    "Start,Show Logs,Details…,Remove…",
 		"zombie": "Start,Show Logs,Details…,Remove…",

@@ -259,6 +259,10 @@ func (c *Controller) Do(ctx context.Context, it model.Item) error {
 		_, err = cli.ContainerStop(ctx, it.Target, client.ContainerStopOptions{Timeout: &timeout})
 	case model.ActRestart:
 		_, err = cli.ContainerRestart(ctx, it.Target, client.ContainerRestartOptions{Timeout: &timeout})
+	case model.ActPause:
+		_, err = cli.ContainerPause(ctx, it.Target, client.ContainerPauseOptions{})
+	case model.ActUnpause:
+		_, err = cli.ContainerUnpause(ctx, it.Target, client.ContainerUnpauseOptions{})
 	case model.ActRemove:
 		_, err = cli.ContainerRemove(ctx, it.Target, client.ContainerRemoveOptions{Force: true})
 	default:

@@ -241,6 +241,23 @@ func TestControllerAgainstRealEngine(t *testing.T) {
 		t.Fatalf("inspect: %v %+v", err, ins.State)
 	}
 
+	// Pause and Resume from the submenu: the item flips with the state.
+	if err := c.Do(ctx, action(web, "Pause")); err != nil {
+		t.Fatal(err)
+	}
+	m = waitMenu(t, c, "web paused", func(m model.Menu) bool {
+		it, ok := containerItem(m, "web")
+		return ok && it.State == container.StatePaused
+	})
+	paused, _ := containerItem(m, "web")
+	if err := c.Do(ctx, action(paused, "Resume")); err != nil {
+		t.Fatal(err)
+	}
+	waitMenu(t, c, "web resumed", func(m model.Menu) bool {
+		it, ok := containerItem(m, "web")
+		return ok && it.State == container.StateRunning
+	})
+
 	// Stop from the submenu; the menu follows the engine's events.
 	if err := c.Do(ctx, action(web, "Stop")); err != nil {
 		t.Fatal(err)
