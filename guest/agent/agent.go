@@ -71,7 +71,7 @@ type Agent struct {
 	initSecs  float64
 	cgroupFD  int
 	shutdown  bool
-	stopLease func() // ends the DHCP lease keeper, if one runs
+	stopLease map[string]func() // per interface: ends its DHCP lease keeper
 
 	srvMu     sync.Mutex
 	servers   []*grpc.Server

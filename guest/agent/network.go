@@ -46,11 +46,12 @@ func (a *Agent) ConfigureNetwork(ctx context.Context, req *api.ConfigureNetworkR
 		return nil, status.Errorf(codes.Internal, "network: bringing %s up: %v", ifname, err)
 	}
 	resp := &api.ConfigureNetworkResponse{Interface: ifname, Mac: link.Attrs().HardwareAddr.String()}
-	// A new configuration replaces whatever kept the last one's lease.
+	// A new configuration of this interface replaces whatever kept its
+	// last lease (other interfaces keep theirs).
 	a.mu.Lock()
-	if a.stopLease != nil {
-		a.stopLease()
-		a.stopLease = nil
+	if stop := a.stopLease[ifname]; stop != nil {
+		stop()
+		delete(a.stopLease, ifname)
 	}
 	a.mu.Unlock()
 	if req.Dhcp {
@@ -76,7 +77,10 @@ func (a *Agent) ConfigureNetwork(ctx context.Context, req *api.ConfigureNetworkR
 		// drop the address and acquire a new one.
 		kctx, stop := context.WithCancel(context.Background())
 		a.mu.Lock()
-		a.stopLease = stop
+		if a.stopLease == nil {
+			a.stopLease = map[string]func(){}
+		}
+		a.stopLease[ifname] = stop
 		a.mu.Unlock()
 		go client.Keep(kctx, lease, func(event string, old, new *dhcp.Lease) error {
 			if (event != dhcp.Renewed && event != dhcp.Rebound) || !sameLease(old, new) {

@@ -300,9 +300,9 @@ func (a *Agent) Shutdown(_ context.Context, req *api.ShutdownRequest) (*api.Empt
 	a.mu.Lock()
 	already := a.shutdown
 	a.shutdown = true
-	if a.stopLease != nil {
-		a.stopLease() // no renewals while the VM goes down
-		a.stopLease = nil
+	for ifname, stop := range a.stopLease {
+		stop() // no renewals while the VM goes down
+		delete(a.stopLease, ifname)
 	}
 	a.mu.Unlock()
 	if already {
