@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 )
 
@@ -37,6 +38,17 @@ type Share struct {
 	Tag      string // the virtiofs tag the guest mounts (at most 36 bytes)
 	Path     string // host directory, absolute
 	ReadOnly bool
+}
+
+// NetworkAttachment is one more NIC (eth1, eth2, … in order) on a
+// user-defined network: the VM's end of a datagram socket whose peer is the
+// network's switch (runtime/netswitch), one Ethernet frame per datagram.
+// QEMU takes it as `-netdev socket,fd=N`, vz as a
+// VZFileHandleNetworkDeviceAttachment. The backend dups what it needs;
+// the caller closes File after Start returns.
+type NetworkAttachment struct {
+	File *os.File
+	MAC  string // "02:…", stable per container and network
 }
 
 // MaxShareTag is the longest virtiofs tag (the virtio-fs config field).
@@ -65,6 +77,9 @@ type Config struct {
 	// Shares are host directories exposed over virtiofs (bind mounts and
 	// named volumes); the agent mounts them where the container wants.
 	Shares []Share
+	// Networks are NICs after the default one (eth0, NAT to the host and
+	// the internet), in order: eth1, eth2, …
+	Networks []NetworkAttachment
 }
 
 // Validate reports a Config that no backend could boot.
