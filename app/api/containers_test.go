@@ -77,7 +77,7 @@ func TestContainersBadInputAndConcurrency(t *testing.T) {
 		{[]string{"run", "nosuch/image:1", "true"}, 125, ""},
 		{[]string{"rm", "nosuch"}, 1, "No such container"},
 		{[]string{"start", "nosuch"}, 1, "No such container"},
-		{[]string{"pause", "second"}, 1, "not supported"},
+		{[]string{"pause", "second"}, 1, "not running"},
 		{[]string{"kill", "second"}, 1, "not running"},
 		{[]string{"rmi", img}, 1, "in use"},
 	} {
