@@ -452,9 +452,14 @@ func (t loopbackOnlyHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
 // registryError turns go-containerregistry's errors into one line saying
 // what went wrong and what to do.
 func registryError(ctx context.Context, ref name.Reference, err error) error {
+	return opError(ctx, "pull", ref, err)
+}
+
+// opError explains a failed registry operation (op: "pull", "push").
+func opError(ctx context.Context, op string, ref name.Reference, err error) error {
 	host := ref.Context().RegistryStr()
 	if ctx.Err() != nil {
-		return fmt.Errorf("pull of %s interrupted: %w", ref, ctx.Err())
+		return fmt.Errorf("%s of %s interrupted: %w", op, ref, ctx.Err())
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {
@@ -473,7 +478,7 @@ func registryError(ctx context.Context, ref name.Reference, err error) error {
 	if errors.As(err, &oe) || errors.As(err, &ne) {
 		return &RegistryError{Kind: ErrUnreachable, msg: fmt.Sprintf("cannot reach registry %s: %s; check the name and that it is running", host, oneLine(rootCause(err).Error()))}
 	}
-	return fmt.Errorf("pull %s: %s", ref, oneLine(err.Error()))
+	return fmt.Errorf("%s %s: %s", op, ref, oneLine(err.Error()))
 }
 
 // Kinds of registry failure, for errors.Is on what Pull returns.
