@@ -3,6 +3,7 @@
 package qemu
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,6 +79,36 @@ func TestShareArgs(t *testing.T) {
 		for _, not := range []string{"memory-backend", "vhost-user-fs", "vfs0"} {
 			if strings.Contains(line, not) {
 				t.Errorf("%s: a VM without shares has %q:\n%s", arch, not, line)
+			}
+		}
+	}
+}
+
+// User networks add exactly one socket netdev and one virtio-net-pci per
+// attachment, after every other device (so eth0, the NAT NIC, keeps the
+// lowest PCI slot and the guest's first name), with fds from 3 up; without
+// networks the command line is what it was.
+func TestNetworkArgs(t *testing.T) {
+	for _, arch := range []string{"amd64", "arm64"} {
+		for _, shares := range [][]vmm.Share{nil, {{Tag: "v", Path: "/a"}}} {
+			cfg := vmm.Config{ID: "c1", Arch: arch, Kernel: "/k", Initrd: "/i", CPUs: 1, MemoryMiB: 256, StateDir: "/s",
+				MAC: "02:00:00:00:00:01", Shares: shares, Disks: []vmm.Disk{{Path: "/d/root.img"}}}
+			old := (&Machine{cfg: cfg, accel: "tcg"}).args(false)
+			cfg.Networks = []vmm.NetworkAttachment{{MAC: "02:42:ac:1e:00:02"}, {MAC: "02:42:ac:1f:00:02"}}
+			got := (&Machine{cfg: cfg, accel: "tcg"}).args(false)
+			want := append(slices.Clone(old),
+				"-netdev", "socket,id=net1,fd=3", "-device", "virtio-net-pci,netdev=net1,romfile=,mac=02:42:ac:1e:00:02",
+				"-netdev", "socket,id=net2,fd=4", "-device", "virtio-net-pci,netdev=net2,romfile=,mac=02:42:ac:1f:00:02")
+			if !slices.Equal(got, want) {
+				t.Errorf("%s (shares %v):\n got %q\nwant %q", arch, shares, got, want)
+			}
+			for _, a := range old {
+				if strings.Contains(a, "net1") || strings.Contains(a, "fd=") {
+					t.Errorf("%s: a VM without networks has %q", arch, a)
+				}
+			}
+			if i := slices.Index(got, "virtio-net-pci,netdev=net0,romfile=,mac=02:00:00:00:00:01"); i < 0 {
+				t.Errorf("%s: eth0 (the NAT NIC) is gone: %q", arch, got)
 			}
 		}
 	}

@@ -145,6 +145,9 @@ func (b *Backend) start(ctx context.Context, cfg vmm.Config) (*Machine, error) {
 	if cfg.MAC == "" {
 		cfg.MAC = vmm.StableMAC(cfg.ID)
 	}
+	if err := checkNetworks(cfg); err != nil {
+		return nil, err
+	}
 	accel := b.accel(ctx, bin, cfg.Arch, cfg.Kernel)
 	useVsock := !b.NoVsock && vsockAvailable()
 
@@ -187,6 +190,10 @@ func (b *Backend) start(ctx context.Context, cfg vmm.Config) (*Machine, error) {
 	cmd.Dir = cfg.StateDir
 	cmd.Stdin = nil
 	cmd.Stdout = nil
+	// The user networks' sockets, as fd 3, 4, … (networkArgs names them).
+	// QEMU gets its own copies; the caller may close its files once Start
+	// returns.
+	cmd.ExtraFiles = netFiles(cfg)
 	m.stderr = &tailBuffer{max: 4096}
 	cmd.Stderr = m.stderr
 	// Own process group (Kill takes QEMU's helper threads/processes with
@@ -326,7 +333,8 @@ func (m *Machine) args(useVsock bool) []string {
 			"-device", "virtserialport,chardev="+agentPortID+",id="+agentPortID+",name="+vmm.AgentSerialName,
 		)
 	}
-	return append(a, m.shareArgs()...)
+	a = append(a, m.shareArgs()...)
+	return append(a, m.networkArgs()...)
 }
 
 func esc(s string) string { return strings.ReplaceAll(s, ",", ",,") }

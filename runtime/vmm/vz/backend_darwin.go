@@ -104,8 +104,15 @@ func (*Backend) Start(ctx context.Context, cfg vmm.Config) (vmm.Machine, error) 
 		return nil, fmt.Errorf("vz: MAC %s: %w", p.MAC, err)
 	}
 	nic.SetMACAddress(mac)
-	config.SetNetworkDevicesVirtualMachineConfiguration([]*vzf.VirtioNetworkDeviceConfiguration{nic})
 	keep = append(keep, nat, nic, mac)
+	// User networks after it, in order: the NAT NIC comes first so the
+	// guest names it eth0, and Networks[i] is eth<i+1>.
+	user, objs, err := userNetworks(p.Networks)
+	if err != nil {
+		return nil, err
+	}
+	config.SetNetworkDevicesVirtualMachineConfiguration(append([]*vzf.VirtioNetworkDeviceConfiguration{nic}, user...))
+	keep = append(keep, objs...)
 
 	entropy, err := vzf.NewVirtioEntropyDeviceConfiguration()
 	if err != nil {

@@ -30,8 +30,10 @@ type plan struct {
 	Rosetta                 bool
 	// Shares are the virtiofs devices, in device order: the config's
 	// shares, then Rosetta's when asked for (see shareDevices).
-	Shares  []shareDevice
-	Clamped []string // human-readable notes about CPU/memory adjustments
+	Shares []shareDevice
+	// Networks are the user-network NICs after the NAT one (eth1, …).
+	Networks []userNIC
+	Clamped  []string // human-readable notes about CPU/memory adjustments
 }
 
 // makePlan validates cfg for a host of architecture hostArch (GOARCH spelling)
@@ -81,6 +83,10 @@ func makePlan(cfg vmm.Config, lim Limits, hostArch string) (plan, error) {
 	if mac[0]&0x01 != 0 {
 		return plan{}, fmt.Errorf("vm config: MAC address %s is a multicast address; use a unicast one (see vmm.StableMAC)", macStr)
 	}
+	nets, err := userNICs(cfg.Networks, mac)
+	if err != nil {
+		return plan{}, err
+	}
 
 	p := plan{
 		Kernel:     cfg.Kernel,
@@ -91,6 +97,7 @@ func makePlan(cfg vmm.Config, lim Limits, hostArch string) (plan, error) {
 		MAC:        mac,
 		Rosetta:    cfg.Rosetta,
 		Shares:     shares,
+		Networks:   nets,
 	}
 	p.CPUs, p.MemoryBytes, p.Clamped = clamp(uint(cfg.CPUs), uint64(cfg.MemoryMiB), lim)
 	return p, nil
@@ -226,4 +233,48 @@ func ensureFile(path string) error {
 		return fmt.Errorf("vz: console log: %w", err)
 	}
 	return f.Close()
+}
+
+// MaxNetworks is how many user-network NICs (eth1…) one VM takes, the same
+// limit as the QEMU backend's, so a container that runs on one runs on the
+// other.
+const MaxNetworks = 8
+
+// userNIC is one VZFileHandleNetworkDeviceAttachment on a virtio-net device.
+type userNIC struct {
+	File *os.File // the caller's; the darwin code dups it (see userNetworks)
+	MAC  net.HardwareAddr
+}
+
+// userNICs checks the user networks. The framework would take a bad MAC only
+// as an opaque NSError (or a duplicate one silently, leaving two NICs
+// answering for one address), so each is checked here with the NIC it
+// belongs to. Whether File is a datagram socket vz checks itself.
+func userNICs(nets []vmm.NetworkAttachment, eth0 net.HardwareAddr) ([]userNIC, error) {
+	if len(nets) > MaxNetworks {
+		return nil, fmt.Errorf("vm config: %d networks, at most %d per container: disconnect some", len(nets), MaxNetworks)
+	}
+	seen := map[string]int{eth0.String(): 0}
+	var out []userNIC
+	for i, n := range nets {
+		eth := fmt.Sprintf("network %d (eth%d)", i+1, i+1)
+		mac, err := net.ParseMAC(n.MAC)
+		switch {
+		case err != nil || len(mac) != 6:
+			return nil, fmt.Errorf("vm config: %s: bad MAC address %q: want six colon-separated hex bytes (02:…)", eth, n.MAC)
+		case mac[0]&1 != 0:
+			return nil, fmt.Errorf("vm config: %s: MAC %s is a multicast address: use a unicast one (first byte even, e.g. 02:…)", eth, n.MAC)
+		case bytes.Equal(mac, make([]byte, 6)):
+			return nil, fmt.Errorf("vm config: %s: MAC 00:00:00:00:00:00 is not an address: derive one per container and network", eth)
+		}
+		if j, dup := seen[mac.String()]; dup {
+			return nil, fmt.Errorf("vm config: %s: MAC %s is already eth%d's: every NIC needs its own", eth, n.MAC, j)
+		}
+		seen[mac.String()] = i + 1
+		if n.File == nil {
+			return nil, fmt.Errorf("vm config: %s: no socket: attach the container to the network's switch first", eth)
+		}
+		out = append(out, userNIC{File: n.File, MAC: mac})
+	}
+	return out, nil
 }

@@ -241,3 +241,49 @@ func TestPlanShares(t *testing.T) {
 		}
 	}
 }
+
+// User networks: kept in order after the NAT NIC with their MACs parsed;
+// bad ones refused in one line naming the NIC.
+func TestPlanNetworks(t *testing.T) {
+	r, w, err := os.Pipe() // any *os.File: the socket type is vz's own check
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	cfg := goodConfig(t)
+	cfg.MAC = "02:00:00:00:00:01"
+	cfg.Networks = []vmm.NetworkAttachment{{File: r, MAC: "02:42:AC:1E:00:02"}, {File: w, MAC: "02:42:ac:1f:00:02"}}
+	p, err := makePlan(cfg, macLimits, "arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Networks) != 2 || p.Networks[0].File != r || p.Networks[0].MAC.String() != "02:42:ac:1e:00:02" ||
+		p.Networks[1].File != w || p.Networks[1].MAC.String() != "02:42:ac:1f:00:02" {
+		t.Fatalf("networks %+v", p.Networks)
+	}
+	cfg.Networks = nil
+	if p, err := makePlan(cfg, macLimits, "arm64"); err != nil || len(p.Networks) != 0 {
+		t.Fatalf("no networks: %+v %v", p.Networks, err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		nets []vmm.NetworkAttachment
+		want string
+	}{
+		{"bad mac", []vmm.NetworkAttachment{{File: r, MAC: "02:42"}}, `network 1 (eth1): bad MAC address "02:42"`},
+		{"multicast", []vmm.NetworkAttachment{{File: r, MAC: "01:00:5e:00:00:01"}}, "multicast"},
+		{"zero", []vmm.NetworkAttachment{{File: r, MAC: "00:00:00:00:00:00"}}, "not an address"},
+		{"eth0's mac", []vmm.NetworkAttachment{{File: r, MAC: "02:00:00:00:00:01"}}, "already eth0's"},
+		{"twice", []vmm.NetworkAttachment{{File: r, MAC: "02:00:00:00:00:02"}, {File: w, MAC: "02:00:00:00:00:02"}}, "network 2 (eth2): MAC 02:00:00:00:00:02 is already eth1's"},
+		{"no file", []vmm.NetworkAttachment{{MAC: "02:00:00:00:00:02"}}, "network 1 (eth1): no socket"},
+		{"too many", make([]vmm.NetworkAttachment, MaxNetworks+1), "9 networks, at most 8"},
+	} {
+		cfg.Networks = tc.nets
+		_, err := makePlan(cfg, macLimits, "arm64")
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: want one line containing %q, got %v", tc.name, tc.want, err)
+		}
+	}
+}
