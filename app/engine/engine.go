@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/runtime/container"
 	"github.com/berth-dev/berth/runtime/dataroot"
 	"github.com/berth-dev/berth/runtime/image"
+	"github.com/berth-dev/berth/runtime/network"
 	"github.com/berth-dev/berth/runtime/rootfs"
 	"github.com/berth-dev/berth/runtime/state"
 	"github.com/berth-dev/berth/runtime/vmm"
@@ -53,6 +54,7 @@ type Engine struct {
 	Images     *image.Store
 	Containers *container.Manager
 	Volumes    *volume.Store
+	Networks   *network.Store
 	Events     *container.Events
 	Boot       *BootFiles
 	log        *slog.Logger
@@ -91,6 +93,10 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	nets, err := network.Open(db)
+	if err != nil {
+		return nil, err
+	}
 	backend := o.Backend
 	if backend == nil {
 		backend = platformBackend()
@@ -99,13 +105,14 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	snaps := &rootfs.Snapshots{Dir: o.Root.Snapshots(), Warn: func(msg string) { o.Log.Warn("rootfs: " + msg) }}
 	mgr, err := container.New(container.Config{
 		DB: db, Root: o.Root,
-		Images:  imageResolver{images},
-		Rootfs:  snaps,
-		Kernels: boot,
-		Backend: backend,
-		Dial:    dialGuest,
-		Volumes: vols,
-		Arch:    o.Arch, DefaultCPUs: o.DefaultCPUs, DefaultMemoryMiB: o.DefaultMemoryMiB,
+		Images:   imageResolver{images},
+		Rootfs:   snaps,
+		Kernels:  boot,
+		Backend:  backend,
+		Dial:     dialGuest,
+		Volumes:  vols,
+		Networks: networkStore{nets},
+		Arch:     o.Arch, DefaultCPUs: o.DefaultCPUs, DefaultMemoryMiB: o.DefaultMemoryMiB,
 		KillStale: killStale, BootTimeout: o.BootTimeout,
 		Log: o.Log,
 	})
@@ -114,11 +121,15 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	}
 	images.InUse = func(d v1.Hash) bool { return mgr.ImageInUse(d.String()) }
 	vols.InUse = mgr.VolumeUsers
+	nets.ContainerName = mgr.ContainerName
+	if err := nets.Reconcile(mgr.OnNetwork); err != nil {
+		return nil, err
+	}
 	if err := mgr.Restore(ctx); err != nil {
 		return nil, err
 	}
 	ok = true
-	return &Engine{Root: o.Root, DB: db, Images: images, Containers: mgr, Volumes: vols, Events: mgr.Events(), Boot: boot, log: o.Log}, nil
+	return &Engine{Root: o.Root, DB: db, Images: images, Containers: mgr, Volumes: vols, Networks: nets, Events: mgr.Events(), Boot: boot, log: o.Log}, nil
 }
 
 // Close stops every container gracefully and closes the database.
@@ -127,6 +138,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	// Pulled blobs are published before they reach the disk; wait for their
 	// background sync so the next start has nothing to re-verify.
 	e.Images.Sync()
+	e.Networks.Close()
 	if cerr := e.DB.Close(); err == nil {
 		err = cerr
 	}

@@ -122,8 +122,8 @@ func TestDetachedServer(t *testing.T) {
 	if len(bs) != 1 || bs[0].HostIP.String() != "127.0.0.1" || bs[0].HostPort == "0" {
 		t.Fatalf("ports %+v", ins.NetworkSettings.Ports)
 	}
-	if ip := ins.NetworkSettings.Networks["berth"].IPAddress; !ip.IsValid() {
-		t.Fatalf("no container IP in inspect: %+v", ins.NetworkSettings.Networks["berth"])
+	if ip := ins.NetworkSettings.Networks["bridge"].IPAddress; !ip.IsValid() {
+		t.Fatalf("no container IP in inspect: %+v", ins.NetworkSettings.Networks["bridge"])
 	}
 	var body []byte
 	waitFor(t, "httpd via the published port", 30*time.Second, func() bool {

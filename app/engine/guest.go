@@ -65,14 +65,32 @@ type kindErr struct {
 func (e kindErr) Error() string { return e.msg }
 func (e kindErr) Unwrap() error { return e.kind }
 
-func (g *guest) Setup(ctx context.Context, s container.GuestSetup) (container.GuestInfo, error) {
-	var hosts []*agent.HostEntry
-	for _, h := range s.Hosts { // Docker's --add-host name:ip
+// hostEntries turns "name:ip" lines (Docker's --add-host form, also used
+// for network members) into hosts entries, one per address with its names
+// in order.
+func hostEntries(lines []string) ([]*agent.HostEntry, error) {
+	hosts := []*agent.HostEntry{}
+	byIP := map[string]*agent.HostEntry{}
+	for _, h := range lines {
 		name, ip, ok := strings.Cut(h, ":")
 		if !ok {
-			return container.GuestInfo{}, kindErr{container.ErrInvalid, fmt.Sprintf("--add-host %q: use name:ip", h)}
+			return nil, kindErr{container.ErrInvalid, fmt.Sprintf("--add-host %q: use name:ip", h)}
 		}
-		hosts = append(hosts, &agent.HostEntry{Ip: ip, Names: []string{name}})
+		if e := byIP[ip]; e != nil {
+			e.Names = append(e.Names, name)
+			continue
+		}
+		e := &agent.HostEntry{Ip: ip, Names: []string{name}}
+		byIP[ip] = e
+		hosts = append(hosts, e)
+	}
+	return hosts, nil
+}
+
+func (g *guest) Setup(ctx context.Context, s container.GuestSetup) (container.GuestInfo, error) {
+	hosts, err := hostEntries(s.Hosts)
+	if err != nil {
+		return container.GuestInfo{}, err
 	}
 	if err := g.c.SetupSystem(ctx, &agent.SystemConfig{Hostname: s.Hostname, DnsServers: s.DNS, Hosts: hosts}); err != nil {
 		return container.GuestInfo{}, guestErr(err)
@@ -247,6 +265,25 @@ func (g *guest) CopyOut(ctx context.Context, path string, w io.Writer) error {
 	defer rc.Close()
 	_, err = io.Copy(w, rc)
 	return guestErr(err)
+}
+
+func (g *guest) ConfigureInterface(ctx context.Context, iface, cidr string) error {
+	_, err := g.c.ConfigureNetwork(ctx, &agent.NetworkConfig{Interface: iface, Address: cidr})
+	return guestErr(err)
+}
+
+// SetHosts replaces the hosts list (the agent rewrites /etc/hosts in
+// place, so the running container sees it). An empty list is sent as one
+// harmless entry, since the agent reads "no hosts" as "unchanged".
+func (g *guest) SetHosts(ctx context.Context, lines []string) error {
+	hosts, err := hostEntries(lines)
+	if err != nil {
+		return err
+	}
+	if len(hosts) == 0 {
+		hosts = []*agent.HostEntry{{Ip: "127.0.0.1", Names: []string{"localhost"}}}
+	}
+	return guestErr(g.c.SetupSystem(ctx, &agent.SystemConfig{Hosts: hosts}))
 }
 
 func (g *guest) SetTime(ctx context.Context, t time.Time) error {

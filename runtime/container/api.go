@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -36,6 +37,9 @@ type CreateOptions struct {
 	// Kernel overrides the guest kernel for this container (Berth only;
 	// also settable with the "io.berth.kernel" annotation).
 	Kernel string
+	// Networking is the request's NetworkingConfig (endpoints with
+	// aliases and --ip per network); nil for none.
+	Networking *network.NetworkingConfig
 }
 
 // StopOptions is POST /containers/{id}/stop and /restart.

@@ -140,6 +140,12 @@ type Guest interface {
 	CopyIn(ctx context.Context, dir string, tar io.Reader) error
 	// CopyOut writes path of the container's root as a tar stream.
 	CopyOut(ctx context.Context, path string, w io.Writer) error
+	// ConfigureInterface gives a user network's NIC (eth1, …) its static
+	// address (CIDR).
+	ConfigureInterface(ctx context.Context, iface, cidr string) error
+	// SetHosts replaces the guest's extra /etc/hosts entries ("name:ip"
+	// lines); the running container sees the new file at once.
+	SetHosts(ctx context.Context, hosts []string) error
 	// SetTime sets the guest's clock (after a pause it lags behind).
 	SetTime(ctx context.Context, t time.Time) error
 	// Shutdown kills remaining processes, syncs and powers the VM off.

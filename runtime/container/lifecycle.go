@@ -50,6 +50,10 @@ type ctr struct {
 	attached  *fanout
 	prevStats *container.StatsResponse
 	booting   chan struct{} // non-nil while boot runs; closed when it ends (Manager.mu)
+	// netGuest is the agent while the container is up on its user
+	// networks (joinNetworks .. leaveNetworks), for /etc/hosts pushes
+	// (Manager.mu; changed under Manager.hostsMu).
+	netGuest Guest
 }
 
 // run is one boot of a container's VM.
@@ -208,6 +212,10 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 	if err != nil {
 		return container.CreateResponse{}, err
 	}
+	netReqs, err := planNetworks(&hc, opts.Networking)
+	if err != nil {
+		return container.CreateResponse{}, err
+	}
 	cpus, mib, err := resources(&hc, m.cfg.DefaultCPUs, m.cfg.DefaultMemoryMiB)
 	if err != nil {
 		return container.CreateResponse{}, err
@@ -294,7 +302,9 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 		release()
 		return container.CreateResponse{}, err
 	}
+	var nets []netAttachment
 	fail := func(err error) (container.CreateResponse, error) {
+		m.releaseNetworks(id, nets)
 		os.RemoveAll(dir)
 		m.removeAnonymousVolumes(mounts)
 		release()
@@ -316,12 +326,17 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 	if err != nil {
 		return fail(err)
 	}
+	// Addresses are held before the record names them; a crash in between
+	// leaves addresses of no container, which the store's reconcile frees.
+	if nets, err = m.allocateNetworks(id, netReqs, nil); err != nil {
+		return fail(err)
+	}
 	args := append(append([]string(nil), merged.Entrypoint...), merged.Cmd...)
 	r := record{
 		ID: id, Name: name, Created: time.Now().UTC(),
 		Config: merged, HostConfig: hc, ImageID: digest, ImageConfigID: configID.String(), Arch: arch, Kernel: kernel,
 		Path: args[0], Args: args[1:], CPUs: cpus, MemoryMiB: mib, Ports: ports,
-		Mounts: mounts, Shares: shares, GuestMounts: guestMounts,
+		Mounts: mounts, Shares: shares, GuestMounts: guestMounts, Networks: nets,
 		State: container.StateCreated,
 	}
 	c, err := m.newCtr(r)
@@ -336,6 +351,9 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 	m.byID[id] = c
 	m.mu.Unlock()
 	m.emit(events.ActionCreate, c, nil)
+	for _, a := range nets {
+		m.emitNetwork(events.ActionConnect, a, id)
+	}
 	return container.CreateResponse{ID: id, Warnings: []string{}}, nil
 }
 
@@ -434,7 +452,14 @@ func (m *Manager) boot(ctx context.Context, c *ctr) (err error) {
 	if err := m.ensureMountSources(rec.Mounts); err != nil {
 		return m.startFailed(c, err)
 	}
+	nics, err := m.openNICs(&rec)
+	if err != nil {
+		return m.startFailed(c, err)
+	}
+	vcfg.Networks = nics
+	unplug := func() { closeNICs(nics); m.detachNICs(&rec) }
 	if err := vcfg.Validate(); err != nil {
+		unplug()
 		return m.startFailed(c, err)
 	}
 	// Written before acting: a crash from here on leaves "running", which
@@ -446,19 +471,23 @@ func (m *Manager) boot(ctx context.Context, c *ctr) (err error) {
 		r.ExitCode, r.Error, r.VMPID, r.GuestPID, r.IP = 0, "", 0, 0, ""
 		r.HasBeenStarted = true
 	}); err != nil {
+		unplug()
 		return err
 	}
 	tPrep := time.Since(t0) + prepared
 
 	tBoot := time.Now()
 	machine, err := m.cfg.Backend.Start(ctx, vcfg)
+	closeNICs(nics) // the VM holds its own copies now
 	if err != nil {
+		m.detachNICs(&rec)
 		return m.startFailed(c, fmt.Errorf("start VM: %w", err))
 	}
 	rn := &run{machine: machine, done: make(chan struct{})}
 	abort := func(err error) error {
 		machine.Kill()
 		<-machine.Done()
+		m.leaveNetworks(c)
 		if rn.guest != nil {
 			rn.guest.Close()
 		}
@@ -498,6 +527,14 @@ func (m *Manager) boot(ctx context.Context, c *ctr) (err error) {
 	})
 	if err != nil {
 		return abort(m.bootError(c, machine, bctx, err))
+	}
+	if len(rec.Networks) > 0 {
+		if err := configureNICs(bctx, guest, rec.Networks); err != nil {
+			return abort(err)
+		}
+		if err := m.joinNetworks(bctx, c, guest); err != nil {
+			return abort(err)
+		}
 	}
 	bootDur := time.Since(tBoot)
 
@@ -677,6 +714,7 @@ func (m *Manager) monitor(c *ctr, rn *run, exited chan struct{}, outW, errW io.C
 	if rn.ports != nil {
 		rn.ports.Close()
 	}
+	m.leaveNetworks(c) // before the VM goes: peers stop resolving its name
 	m.powerOff(rn)
 	c.log.End()
 	c.attached.endRun()
@@ -998,6 +1036,10 @@ func (m *Manager) destroy(c *ctr) error {
 	}
 	if err := m.del(c.rec.ID); err != nil {
 		return err
+	}
+	m.releaseNetworks(c.rec.ID, c.rec.Networks)
+	for _, a := range c.rec.Networks {
+		m.emitNetwork(events.ActionDisconnect, a, c.rec.ID)
 	}
 	m.mu.Lock()
 	delete(m.byID, c.rec.ID)

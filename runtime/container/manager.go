@@ -27,6 +27,8 @@ type Config struct {
 	Dial    GuestDialer
 	// Volumes is the named-volume store (nil: volume mounts are refused).
 	Volumes Volumes
+	// Networks is the user-network store (nil: --network NAME is refused).
+	Networks Networks
 	// Arch is the default guest architecture (GOARCH spelling).
 	Arch string
 	// Defaults for containers that do not set --cpus / --memory.
@@ -55,6 +57,9 @@ type Manager struct {
 	creating map[string]int
 	closed   bool
 	bg       sync.WaitGroup // restarts started by Restore
+	// hostsMu serializes network joins and leaves, so every member's
+	// /etc/hosts ends up listing every other (see networks.go).
+	hostsMu sync.Mutex
 }
 
 // New opens the container bucket and loads every record. Call Restore next.

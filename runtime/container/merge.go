@@ -112,10 +112,8 @@ func checkHostConfig(h *container.HostConfig) error {
 	case h.PidMode.IsHost() || h.IpcMode.IsHost() || h.UTSMode.IsHost() || h.UsernsMode.IsHost():
 		return no("host namespaces (--pid/--ipc/--uts/--userns host)")
 	}
-	switch nm := string(h.NetworkMode); nm {
-	case "", "default", "bridge":
-	default:
-		return no("--network " + nm + " (only the default network)")
+	if err := checkNetworkMode(string(h.NetworkMode)); err != nil {
+		return err
 	}
 	if h.RestartPolicy.Name != "" {
 		switch h.RestartPolicy.Name {

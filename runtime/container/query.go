@@ -13,6 +13,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
+
+	"github.com/berth-dev/berth/runtime/vmm"
 )
 
 func platformOf(arch string) v1.Platform {
@@ -97,7 +99,8 @@ func portSummaries(r *record) []container.PortSummary {
 }
 
 func (m *Manager) endpoint(r *record) *network.EndpointSettings {
-	ep := &network.EndpointSettings{NetworkID: "berth", EndpointID: r.ID, IPPrefixLen: r.PrefixLen}
+	ep := &network.EndpointSettings{NetworkID: DefaultNetworkID, EndpointID: r.ID, IPPrefixLen: r.PrefixLen,
+		MacAddress: hwAddr(vmm.StableMAC(r.ID))}
 	if a, err := netip.ParseAddr(r.IP); err == nil {
 		ep.IPAddress = a
 	}
@@ -235,8 +238,11 @@ func (m *Manager) list(ctx context.Context, o ListOptions) ([]container.Summary,
 			Command: commandLine(r), Created: r.Created.Unix(), Ports: portSummaries(r),
 			Labels: r.Config.Labels, State: r.State, Status: status(r, now), Mounts: mountPoints(r.Mounts, m.cfg.Volumes),
 		}
-		s.HostConfig.NetworkMode = "default"
-		s.NetworkSettings = &container.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{"berth": m.endpoint(r)}}
+		s.HostConfig.NetworkMode = string(r.HostConfig.NetworkMode)
+		if isDefaultNetwork(s.HostConfig.NetworkMode) {
+			s.HostConfig.NetworkMode = "default"
+		}
+		s.NetworkSettings = &container.NetworkSettingsSummary{Networks: m.endpoints(r)}
 		out = append(out, s)
 		if o.Limit > 0 && len(out) == o.Limit {
 			break
@@ -291,7 +297,7 @@ func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectRes
 		Config: &cfg,
 		NetworkSettings: &container.NetworkSettings{
 			SandboxID: r.ID, Ports: ports,
-			Networks: map[string]*network.EndpointSettings{"berth": m.endpoint(&r)},
+			Networks: m.endpoints(&r),
 		},
 	}
 	return resp, nil

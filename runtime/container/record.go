@@ -49,6 +49,9 @@ type record struct {
 	Mounts      []mountSpec  `json:"mounts,omitempty"`
 	Shares      []vmm.Share  `json:"shares,omitempty"`
 	GuestMounts []GuestMount `json:"guestMounts,omitempty"`
+	// Networks are the user networks, in NIC order (eth1, eth2, …), with
+	// the addresses the network store holds for this container.
+	Networks []netAttachment `json:"networks,omitempty"`
 
 	State        container.ContainerState `json:"state"`
 	ExitCode     int                      `json:"exitCode"`

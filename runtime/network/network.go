@@ -426,10 +426,10 @@ func (s *Store) Release(netID, ctr string) error {
 	return s.put(n)
 }
 
-// Reconcile releases addresses held for containers that do not exist (a
-// create cut short after its address was written, or a removal cut short
-// before its addresses were released).
-func (s *Store) Reconcile(exists func(ctr string) bool) error {
+// Reconcile releases addresses held for containers whose records do not
+// name the network (a create cut short after its address was written, a
+// removal or disconnect cut short before the release).
+func (s *Store) Reconcile(member func(ctr, netID string) bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	all, err := s.all()
@@ -439,7 +439,7 @@ func (s *Store) Reconcile(exists func(ctr string) bool) error {
 	for _, n := range all {
 		changed := false
 		for id := range n.Addrs {
-			if !exists(id) {
+			if !member(id, n.ID) {
 				delete(n.Addrs, id)
 				changed = true
 			}

@@ -175,7 +175,7 @@ func TestAllocate(t *testing.T) {
 	_, err = s.Remove("small")
 	wantErr(t, err, ErrConflict, "in use", "name-c1", "disconnect")
 	// Reconcile drops addresses of containers that do not exist.
-	if err := s.Reconcile(func(id string) bool { return id == "x" }); err != nil {
+	if err := s.Reconcile(func(id, netID string) bool { return id == "x" && netID == n.ID }); err != nil {
 		t.Fatal(err)
 	}
 	n, _ = s.Get("small")
