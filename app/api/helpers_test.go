@@ -70,11 +70,17 @@ type cliResult struct {
 // contexts, no credential helpers from the machine).
 func docker(t testing.TB, sock string, stdin []byte, args ...string) cliResult {
 	t.Helper()
+	return dockerIn(t, dockerEnv(t, sock), stdin, args...)
+}
+
+// dockerIn is docker with the environment given (see dockerEnvWith).
+func dockerIn(t testing.TB, env []string, stdin []byte, args ...string) cliResult {
+	t.Helper()
 	requireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dockerCLI, args...)
-	cmd.Env = dockerEnv(t, sock)
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != nil {
@@ -106,8 +112,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func dockerEnv(t testing.TB, sock string) []string {
-	return []string{"DOCKER_HOST=unix://" + sock, "DOCKER_CONFIG=" + dockerConfig, "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TERM=dumb"}
+func dockerEnv(t testing.TB, sock string) []string { return dockerEnvWith(t, sock, dockerConfig) }
+
+// dockerEnvWith uses the client config directory cfg (tests that log in
+// keep their credentials to themselves).
+func dockerEnvWith(t testing.TB, sock, cfg string) []string {
+	return []string{"DOCKER_HOST=unix://" + sock, "DOCKER_CONFIG=" + cfg, "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TERM=dumb"}
 }
 
 // mustDocker runs docker and fails the test unless it exits 0.

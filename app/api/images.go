@@ -1,13 +1,17 @@
 package api
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/registry"
 )
 
 func (s *Server) imageRoutes() {
@@ -24,6 +28,7 @@ func (s *Server) imageRoutes() {
 	})
 	// Image names contain slashes, so /images/{name}/json and friends are
 	// split by hand.
+	s.handle("POST /auth", s.withImages(s.registryLogin))
 	s.handle("GET /images/{rest...}", s.imageByName)
 	s.handle("POST /images/{rest...}", s.imageByName)
 	s.handle("DELETE /images/{rest...}", s.withImages(s.imageRemove))
@@ -67,7 +72,7 @@ func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) error {
 	case r.Method == http.MethodPost && op == "tag":
 		h = s.imageTag
 	case r.Method == http.MethodPost && op == "push":
-		return notImplemented("docker push is not supported by Berth yet")
+		h = s.imagePush
 	default:
 		return notFound("page not found: %s /images/%s", r.Method, rest)
 	}
@@ -324,4 +329,73 @@ func (s *Server) saveImages(is Images, w http.ResponseWriter, r *http.Request, n
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// Pusher is an image store that can push and check registry logins
+// (ImageStore is one).
+type Pusher interface {
+	Push(ctx context.Context, ref string, auth *registry.AuthConfig, progress func(jsonstream.Message)) error
+	Login(ctx context.Context, auth registry.AuthConfig) error
+}
+
+// registryLogin is POST /auth (docker login): the engine checks the
+// credentials with the registry; the client stores them.
+func (s *Server) registryLogin(is Images, w http.ResponseWriter, r *http.Request) error {
+	p, ok := is.(Pusher)
+	if !ok {
+		return notImplemented("this engine's image store cannot log in to registries")
+	}
+	var a registry.AuthConfig
+	if err := decodeStrict(r, &a); err != nil {
+		return err
+	}
+	if err := p.Login(r.Context(), a); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, registry.AuthResponse{Status: "Login Succeeded"})
+}
+
+// imagePush is POST /images/{name}/push?tag=: the client's credentials come
+// in X-Registry-Auth (what `docker login` stored on its side).
+func (s *Server) imagePush(is Images, w http.ResponseWriter, r *http.Request, name string) error {
+	p, ok := is.(Pusher)
+	if !ok {
+		return notImplemented("this engine's image store cannot push")
+	}
+	ref := name
+	if tag := r.URL.Query().Get("tag"); tag != "" {
+		ref += ":" + tag
+	}
+	auth, err := decodeRegistryAuth(r.Header.Get(registry.AuthHeader))
+	if err != nil {
+		return badRequest("%s header: %v", registry.AuthHeader, err)
+	}
+	ps := newProgressStream(w)
+	return ps.finish(p.Push(r.Context(), ref, auth, ps.send))
+}
+
+// decodeRegistryAuth reads X-Registry-Auth: base64url JSON (padding
+// optional, as clients differ). Empty or "{}" means no credentials (nil).
+func decodeRegistryAuth(h string) (*registry.AuthConfig, error) {
+	if h == "" {
+		return nil, nil
+	}
+	var raw []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawURLEncoding, base64.StdEncoding} {
+		if raw, err = enc.DecodeString(h); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("not base64: %v", err)
+	}
+	var a registry.AuthConfig
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("not JSON credentials: %v", err)
+	}
+	if a == (registry.AuthConfig{}) {
+		return nil, nil
+	}
+	return &a, nil
 }

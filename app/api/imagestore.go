@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -291,6 +293,68 @@ func (s *ImageStore) Pull(ctx context.Context, ref, platform string, progress fu
 	progress(jsonstream.Message{Status: "Status: Downloaded newer image for " + familiarName(ref)})
 	s.publish(events.ActionPull, familiarName(ref), familiarName(ref))
 	return nil
+}
+
+// Push uploads a local image to its registry with docker's progress
+// messages; auth (from the client) wins over the engine's own keychain.
+func (s *ImageStore) Push(ctx context.Context, ref string, auth *registry.AuthConfig, progress func(jsonstream.Message)) error {
+	if err := checkRef(ref); err != nil {
+		return err
+	}
+	parsed, err := imgstore.ParseRef(ref)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	opts := imgstore.PushOptions{Progress: func(e imgstore.Event) { progress(progressMessage(e)) }}
+	if auth != nil {
+		opts.Auth = authenticator(*auth)
+	}
+	progress(jsonstream.Message{Status: "The push refers to repository [" + parsed.Context().Name() + "]"})
+	d, size, err := s.Store.Push(ctx, ref, opts)
+	if err != nil {
+		return pushErr(ref, err)
+	}
+	tag := parsed.Identifier()
+	progress(jsonstream.Message{Status: fmt.Sprintf("%s: digest: %s size: %d", tag, d, size)})
+	aux, _ := json.Marshal(map[string]any{"Tag": tag, "Digest": d.String(), "Size": size})
+	progress(jsonstream.Message{Aux: (*json.RawMessage)(&aux)})
+	s.publish(events.ActionPush, familiarName(ref), familiarName(ref))
+	return nil
+}
+
+// Login checks credentials with a registry.
+func (s *ImageStore) Login(ctx context.Context, a registry.AuthConfig) error {
+	err := s.Store.Login(ctx, a.ServerAddress, authenticator(a))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, imgstore.ErrDenied):
+		return errdefs.ErrUnauthenticated.WithMessage(err.Error())
+	case errors.Is(err, imgstore.ErrUnreachable):
+		return errdefs.ErrUnavailable.WithMessage(err.Error())
+	}
+	return err
+}
+
+func authenticator(a registry.AuthConfig) authn.Authenticator {
+	return authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: a.Password, Auth: a.Auth,
+		IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken})
+}
+
+// pushErr gives a failed push its HTTP meaning, like pullErr.
+func pushErr(ref string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	switch {
+	case errors.Is(err, imgstore.ErrNotFound):
+		return notFound("%v", err)
+	case errors.Is(err, imgstore.ErrDenied):
+		return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("push %s: %v", ref, err))
+	case errors.Is(err, imgstore.ErrUnreachable):
+		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("push %s: %v", ref, err))
+	}
+	return err
 }
 
 // pullErr classifies a failed pull: an image the registry does not have

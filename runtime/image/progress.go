@@ -47,7 +47,7 @@ func (r *reporter) emit(e Event) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e.Status == StatusDownloading || e.Status == StatusLoading {
+	if e.Status == StatusDownloading || e.Status == StatusLoading || e.Status == StatusPushing {
 		if e.Current < e.Total || e.Total == 0 {
 			now := time.Now()
 			if now.Sub(r.last[e.ID]) < 100*time.Millisecond {

@@ -79,13 +79,42 @@ func TestPushBadInput(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t)
 	for ref, want := range map[string]string{
-		"127.0.0.1:1/nothing:here":  "tag a local image",
+		"127.0.0.1:1/nothing:here":                  "tag a local image",
 		"busybox@sha256:" + strings.Repeat("a", 64): "push a tag",
-		"UPPER/case":                "",
+		"UPPER/case": "",
 	} {
 		_, _, err := s.Push(context.Background(), ref, PushOptions{})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("push %s: %v, want an error mentioning %q", ref, err, want)
+		}
+	}
+}
+
+func TestLogin(t *testing.T) {
+	t.Parallel()
+	reg := testimage.Registry(t, testimage.RegistryOptions{Username: "berth", Password: "pw-123"})
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if err := s.Login(ctx, reg.Addr, &authn.Basic{Username: "berth", Password: "pw-123"}); err != nil {
+		t.Fatalf("good credentials: %v", err)
+	}
+	if err := s.Login(ctx, "http://"+reg.Addr+"/v1/", &authn.Basic{Username: "berth", Password: "pw-123"}); err != nil {
+		t.Fatalf("server address as a URL: %v", err)
+	}
+	err := s.Login(ctx, reg.Addr, &authn.Basic{Username: "berth", Password: "wrong"})
+	if err == nil || !errors.Is(err, ErrDenied) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	open := testimage.Registry(t, testimage.RegistryOptions{})
+	if err := s.Login(ctx, open.Addr, authn.Anonymous); err != nil {
+		t.Fatalf("a registry without auth: %v", err)
+	}
+	if err := s.Login(ctx, "127.0.0.1:1", authn.Anonymous); err == nil || !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("nothing listening: %v", err)
+	}
+	for in, want := range map[string]string{"https://index.docker.io/v1/": "index.docker.io", "": "index.docker.io", "localhost:5000": "localhost:5000", "ghcr.io/owner": "ghcr.io"} {
+		if got := registryHost(in); got != want {
+			t.Errorf("registryHost(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
