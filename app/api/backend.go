@@ -23,6 +23,8 @@ type Backend struct {
 	Events     Events
 	// Volumes serves /volumes (nil: an empty list, and 501 for the rest).
 	Volumes Volumes
+	// Networks serves /networks (nil: an empty list, and 501 for the rest).
+	Networks Networks
 	// DataRoot is shown by `docker info` as the root directory.
 	DataRoot string
 }

@@ -123,6 +123,7 @@ func (s *Server) containerCreate(cs Containers, w http.ResponseWriter, r *http.R
 		HostConfig: req.HostConfig,
 		Platform:   platform,
 		Kernel:     req.HostConfig.Annotations["io.berth.kernel"],
+		Networking: req.NetworkingConfig,
 	})
 	if err != nil {
 		return err

@@ -70,6 +70,7 @@ func startEngineWith(t testing.TB, wrap func(Containers) Containers) *engineEnv 
 		Containers: cs,
 		Events:     eng.Events,
 		Volumes:    &VolumeStore{Store: eng.Volumes, Publish: eng.Events.Publish},
+		Networks:   &NetworkStore{Store: eng.Networks, Containers: eng.Containers, DefaultSubnet: eng.DefaultSubnet(), Publish: eng.Events.Publish},
 		DataRoot:   root.Dir,
 	}, root.Socket())
 	reg := testimage.Registry(t, testimage.RegistryOptions{})

@@ -278,8 +278,12 @@ func (s *Server) imagePull(is Images, w http.ResponseWriter, r *http.Request) er
 			ref += ":" + tag
 		}
 	}
+	auth, err := decodeRegistryAuth(r.Header.Get(registry.AuthHeader))
+	if err != nil {
+		return badRequest("%s header: %v", registry.AuthHeader, err)
+	}
 	ps := newProgressStream(w)
-	return ps.finish(is.Pull(r.Context(), ref, q.Get("platform"), ps.send))
+	return ps.finish(is.Pull(withRegistryAuth(r.Context(), auth), ref, q.Get("platform"), ps.send))
 }
 
 func (s *Server) imageLoad(is Images, w http.ResponseWriter, r *http.Request) error {
@@ -398,4 +402,20 @@ func decodeRegistryAuth(h string) (*registry.AuthConfig, error) {
 		return nil, nil
 	}
 	return &a, nil
+}
+
+type registryAuthKey struct{}
+
+// withRegistryAuth carries a client's registry credentials to the image
+// store with the request (nil: use the engine's own).
+func withRegistryAuth(ctx context.Context, a *registry.AuthConfig) context.Context {
+	if a == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, registryAuthKey{}, a)
+}
+
+func registryAuthFrom(ctx context.Context) *registry.AuthConfig {
+	a, _ := ctx.Value(registryAuthKey{}).(*registry.AuthConfig)
+	return a
 }

@@ -261,6 +261,9 @@ func (s *ImageStore) Pull(ctx context.Context, ref, platform string, progress fu
 		return err
 	}
 	opts := imgstore.PullOptions{}
+	if a := registryAuthFrom(ctx); a != nil {
+		opts.Auth = authenticator(*a)
+	}
 	if platform != "" {
 		p, err := imgstore.ParsePlatform(platform)
 		if err != nil {

@@ -65,6 +65,12 @@ func TestDockerCLILoginAndPush(t *testing.T) {
 	if !strings.Contains(out, localDigest) {
 		t.Errorf("push did not print the digest %s:\n%s", localDigest, out)
 	}
+	// The logged-in client pulls from the private registry: the engine uses
+	// the credentials the client sent (its own keychain has none).
+	must("rmi", target)
+	if out := must("pull", target); !strings.Contains(out, localDigest) {
+		t.Fatalf("pull with the client's credentials:\n%s", out)
+	}
 	// A second push finds every layer in place; a missing tag is refused.
 	must("push", target)
 	if r := run("", "push", reg.Addr+"/team/app:nosuch"); r.Code == 0 || !strings.Contains(r.Stderr, "tag a local image") {

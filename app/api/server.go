@@ -25,7 +25,7 @@ import (
 // still supports (older clients get a clear 400).
 const (
 	MaxVersion = "1.56"
-	MinVersion = "1.40"
+	MinVersion = "1.38"
 )
 
 // Options configure a Server.

@@ -14,7 +14,6 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
@@ -34,20 +33,12 @@ func (s *Server) routes() {
 	s.imageRoutes()
 	s.containerRoutes()
 	s.volumeRoutes()
-	// Berth has no user networks or build cache: their prunes truthfully
-	// remove nothing (so `docker system prune` works). Creating a network
-	// is refused.
-	s.handle("POST /networks/prune", func(w http.ResponseWriter, r *http.Request) error {
-		return writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: []string{}})
-	})
+	s.networkRoutes()
+	// Berth has no build cache: its prune truthfully removes nothing (so
+	// `docker system prune` works).
 	s.handle("POST /build/prune", func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, build.CachePruneReport{CachesDeleted: []string{}})
 	})
-	for _, p := range []string{"GET /networks", "POST /networks/create"} {
-		s.handle(p, func(w http.ResponseWriter, r *http.Request) error {
-			return notImplemented("networks are not supported by Berth yet: each container has its own VM with one NIC")
-		})
-	}
 }
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {

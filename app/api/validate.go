@@ -259,11 +259,6 @@ func validateCreate(req *container.CreateRequest, hostMemory int64) error {
 	if bad := unsupportedFields(reflect.ValueOf(*hc), supportedHostConfig); len(bad) > 0 {
 		return notImplemented("not supported by Berth: %s", describeFields(bad))
 	}
-	switch hc.NetworkMode {
-	case "", "default", "bridge":
-	default:
-		return notImplemented("network %q is not supported by Berth: each container gets its own NIC on the default network (use -p to publish ports)", hc.NetworkMode)
-	}
 	if hc.LogConfig.Type != "" && hc.LogConfig.Type != "json-file" {
 		return notImplemented("log driver %q is not supported by Berth: logs are always recorded as json-file", hc.LogConfig.Type)
 	}
@@ -330,18 +325,7 @@ func validateCreate(req *container.CreateRequest, hostMemory int64) error {
 	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != "no" {
 		return badRequest("can't create a container with both --rm and a restart policy")
 	}
-	if req.NetworkingConfig != nil {
-		for name, ep := range req.NetworkingConfig.EndpointsConfig {
-			switch name {
-			case "default", "bridge":
-			default:
-				return notImplemented("network %q is not supported by Berth: only the default network", name)
-			}
-			if ep != nil && (ep.IPAMConfig != nil || len(ep.Aliases) > 0 || len(ep.Links) > 0 ||
-				len(ep.DriverOpts) > 0 || len(ep.MacAddress) > 0 || ep.IPAddress.IsValid()) {
-				return notImplemented("network endpoint settings (--ip, --mac-address, --network-alias, --link) are not supported by Berth")
-			}
-		}
-	}
+	// --network and NetworkingConfig (aliases, --ip) are checked by the
+	// container manager, which knows the networks.
 	return nil
 }

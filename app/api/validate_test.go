@@ -64,8 +64,6 @@ func TestValidateCreateRefuses(t *testing.T) {
 		{"privileged", `"Privileged":false`, `"Privileged":true`, 501, "--privileged"},
 		{"volumes-from", `"VolumesFrom":null`, `"VolumesFrom":["other"]`, 501, "--volumes-from"},
 		{"cap-add", `"CapAdd":null`, `"CapAdd":["NET_ADMIN"]`, 501, "--cap-add"},
-		{"host network", `"NetworkMode":"default"`, `"NetworkMode":"host"`, 501, `network "host"`},
-		{"other network", `"EndpointsConfig":{"default"`, `"EndpointsConfig":{"mynet"`, 501, `"mynet"`},
 		{"negative memory", `"Memory":0`, `"Memory":-5`, 400, "memory"},
 		{"absurd memory", `"Memory":0`, `"Memory":9223372036854775807`, 400, "more than this machine"},
 		{"million cpus", `"NanoCpus":0`, `"NanoCpus":1000000000000000`, 400, "CPUs"},

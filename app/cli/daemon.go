@@ -85,6 +85,7 @@ func APIBackend(eng *engine.Engine, dataRoot string) api.Backend {
 		Containers: eng.Containers,
 		Events:     eng.Events,
 		Volumes:    &api.VolumeStore{Store: eng.Volumes, Publish: eng.Events.Publish},
+		Networks:   &api.NetworkStore{Store: eng.Networks, Containers: eng.Containers, DefaultSubnet: eng.DefaultSubnet(), Publish: eng.Events.Publish},
 		DataRoot:   dataRoot,
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 	"os"
+	"runtime"
 
 	"github.com/berth-dev/berth/runtime/container"
 	"github.com/berth-dev/berth/runtime/network"
@@ -29,3 +30,13 @@ func (n networkStore) Release(netID, ctr string) error { return n.s.Release(netI
 func (n networkStore) Attach(netID, port string) (*os.File, error) { return n.s.Attach(netID, port) }
 
 func (n networkStore) Detach(netID, port string) { n.s.Detach(netID, port) }
+
+// DefaultSubnet is the subnet of every VM's own NAT eth0, which docker
+// network inspect bridge shows: QEMU user networking's on Linux,
+// Virtualization.framework's NAT on a Mac.
+func (e *Engine) DefaultSubnet() netip.Prefix {
+	if runtime.GOOS == "darwin" {
+		return netip.MustParsePrefix("192.168.64.0/24")
+	}
+	return netip.MustParsePrefix("10.0.2.0/24")
+}
