@@ -27,6 +27,9 @@ type PullOptions struct {
 	// When set explicitly, a single-platform image of another platform is refused.
 	Platform *v1.Platform
 	Progress ProgressFunc
+	// Auth, when set, is used instead of the keychain: the credentials a
+	// docker client sent with the request (X-Registry-Auth).
+	Auth authn.Authenticator
 }
 
 // Pull fetches ref from its registry into the store and tags it (when ref
@@ -48,7 +51,7 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(s.keychain()),
+		s.authOption(opts.Auth),
 		remote.WithTransport(s.transport()),
 		remote.WithPlatform(plat),
 		remote.WithUserAgent("berth"),
@@ -159,7 +162,7 @@ func (s *Store) Pull(ctx context.Context, refStr string, opts PullOptions) (*Rec
 	sort.SliceStable(fetches, func(i, j int) bool { return fetches[i].Size > fetches[j].Size })
 	var fetch *blobFetcher
 	if len(fetches) > 0 {
-		if fetch, err = s.newFetcher(ctx, ref.Context()); err != nil {
+		if fetch, err = s.newFetcher(ctx, ref.Context(), opts.Auth); err != nil {
 			return nil, registryError(ctx, ref, err)
 		}
 	}
@@ -328,10 +331,12 @@ type blobFetcher struct {
 	repo   name.Repository
 }
 
-func (s *Store) newFetcher(ctx context.Context, repo name.Repository) (*blobFetcher, error) {
-	auth, err := authn.Resolve(ctx, s.keychain(), repo)
-	if err != nil {
-		return nil, err
+func (s *Store) newFetcher(ctx context.Context, repo name.Repository, auth authn.Authenticator) (*blobFetcher, error) {
+	if auth == nil {
+		var err error
+		if auth, err = authn.Resolve(ctx, s.keychain(), repo); err != nil {
+			return nil, err
+		}
 	}
 	tr, err := transport.NewWithContext(ctx, repo.Registry, auth, s.transport(), []string{repo.Scope(transport.PullScope)})
 	if err != nil {
@@ -369,6 +374,15 @@ func (f *blobFetcher) open(ctx context.Context, d v1.Hash, off int64) (io.ReadCl
 		return nil, fmt.Errorf("the registry resumed at the wrong place (Content-Range %q, wanted byte %d)", resp.Header.Get("Content-Range"), off)
 	}
 	return resp.Body, nil
+}
+
+// authOption is the client's credentials when it sent some, else the
+// engine's keychain (~/.docker/config.json, credential helpers).
+func (s *Store) authOption(auth authn.Authenticator) remote.Option {
+	if auth != nil {
+		return remote.WithAuth(auth)
+	}
+	return remote.WithAuthFromKeychain(s.keychain())
 }
 
 // maxResumes bounds how often one layer's download picks up again after

@@ -48,10 +48,7 @@ func (s *Store) Push(ctx context.Context, refStr string, opts PushOptions) (v1.H
 		return v1.Hash{}, 0, fmt.Errorf("push %s: %w (tag a local image with that name first: docker tag IMAGE %s)", refStr, err, refStr)
 	}
 	rep := newReporter(opts.Progress)
-	auth := remote.WithAuthFromKeychain(s.keychain())
-	if opts.Auth != nil {
-		auth = remote.WithAuth(opts.Auth)
-	}
+	auth := s.authOption(opts.Auth)
 	base := []remote.Option{
 		auth, remote.WithTransport(s.transport()), remote.WithUserAgent("berth"),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 3}),
