@@ -219,6 +219,22 @@ func TestUserNetworkBetweenTwoVMs(t *testing.T) {
 		t.Error("the tap port saw no frame at all (no ARP broadcast?)")
 	}
 
+	// Unplugging b's cable (its port detached while both run) cuts the
+	// user network and nothing else: a no longer reaches b, both VMs and
+	// their agents carry on.
+	sw.Detach(b.name)
+	if out, code, err := a.sh(ctx, "ping -c 1 -W 2 "+b.ip); err != nil || code == 0 {
+		t.Fatalf("a still pings b after b's port was detached (exit %d, %v): %s", code, err, out)
+	}
+	for _, v := range vms {
+		select {
+		case <-v.m.Done():
+			t.Fatalf("%s stopped when b's port was detached: %v", v.name, v.m.Err())
+		default:
+		}
+		v.mustSh(t, ctx, "true")
+	}
+
 	// Kill both: QEMU goes, and the switch's ports detach cleanly.
 	for _, v := range vms {
 		pid := v.m.PID()
