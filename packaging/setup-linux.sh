@@ -12,6 +12,7 @@ pkgs=(
   e2fsprogs              # e2fsck/debugfs judge every ext4 image
   docker-registry        # a real registry server on loopback
   skopeo                 # tarballs made by a tool nobody here wrote
+  docker-compose         # compose v1 (python) drives a two-service project on a user network (app/api networks e2e)
   tmux                   # the judge of the terminal model
   vim less procps htop   # programs whose screens the terminal model is checked against
   xfsprogs               # a reflink-capable filesystem for the O(1) clone test
