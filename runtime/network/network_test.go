@@ -12,7 +12,7 @@ import (
 	"github.com/berth-dev/berth/runtime/state"
 )
 
-func openDB(t *testing.T) (*state.DB, string) {
+func openDB(t testing.TB) (*state.DB, string) {
 	t.Helper()
 	root, err := dataroot.Open(t.TempDir())
 	if err != nil {
@@ -282,4 +282,40 @@ func TestAttach(t *testing.T) {
 	if _, err := s.Attach("missing", "x"); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
 	}
+}
+
+// Names, subnets and gateways come straight from API requests.
+func FuzzCreate(f *testing.F) {
+	f.Add("app", "10.1.0.0/24", "10.1.0.9")
+	f.Add("x", "172.18.0.0/16", "")
+	f.Add("a.b-c_d", "", "")
+	f.Add("bad/name", "10.0.2.0/23", "10.0.2.1")
+	f.Add("n", "192.168.1.0/29", "192.168.1.7")
+	f.Add("n", "0.0.0.0/0", "")
+	db, _ := openDB(f)
+	f.Cleanup(func() { db.Close() })
+	s, _ := Open(db)
+	f.Fuzz(func(t *testing.T, name, subnet, gw string) {
+		n, err := s.Create(name, CreateOptions{Subnet: subnet, Gateway: gw})
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") && !strings.ContainsAny(name+subnet+gw, "\n") {
+				t.Fatalf("multi-line error: %q", err)
+			}
+			return
+		}
+		defer s.Remove(n.ID)
+		if !n.Subnet.Contains(n.Gateway) || n.Gateway == n.Subnet.Addr() || n.Gateway == broadcast(n.Subnet) || n.Subnet.Masked() != n.Subnet {
+			t.Fatalf("bad network %+v", n)
+		}
+		for _, r := range reserved {
+			if r.Overlaps(n.Subnet) {
+				t.Fatalf("subnet %s overlaps %s", n.Subnet, r)
+			}
+		}
+		a, err := s.Allocate(n.ID, "c", netip.Addr{})
+		if err != nil || !n.Subnet.Contains(a) || a == n.Gateway {
+			t.Fatalf("allocate on %+v: %v %v", n, a, err)
+		}
+		s.Release(n.ID, "c")
+	})
 }
