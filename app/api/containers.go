@@ -147,7 +147,7 @@ func (s *Server) containerList(cs Containers, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return err
 	}
-	if err := checkFilterTerms(f, "id", "name", "label", "status", "exited", "ancestor", "before", "since", "until"); err != nil {
+	if err := checkFilterTerms(f, "id", "name", "label", "status", "exited", "ancestor", "before", "since", "until", "network"); err != nil {
 		return err
 	}
 	list, err := cs.List(r.Context(), ctrs.ListOptions{All: all, Limit: limit, Filters: f})

@@ -113,6 +113,9 @@ func TestDockerCLINetworks(t *testing.T) {
 		got.Labels["tier"] != "app" {
 		t.Fatalf("network inspect appnet: %+v", got)
 	}
+	if out := d("ps", "--filter", "network=appnet", "--format", "{{.Names}}"); out != "client\ndb\n" {
+		t.Fatalf("ps --filter network=appnet: %q", out)
+	}
 	fails("in use by container(s) client, db", "network", "rm", "appnet")
 	fails("stop it first", "network", "disconnect", "appnet", "client")
 

@@ -79,6 +79,29 @@ func (m *Manager) resume(ctx context.Context, c *ctr, rn *run) error {
 	if err := rn.guest.SetTime(tctx, time.Now()); err != nil {
 		m.log.Warn("set guest time after unpause", "id", c.rec.ID, "err", err)
 	}
+	m.refreshHosts(ctx, c)
 	m.emit(events.ActionUnPause, c, nil)
 	return nil
+}
+
+// refreshHosts rewrites c's hosts file: while it was paused, its network
+// peers came and went without it hearing (pushes skip paused members).
+func (m *Manager) refreshHosts(ctx context.Context, c *ctr) {
+	m.hostsMu.Lock()
+	defer m.hostsMu.Unlock()
+	m.mu.Lock()
+	g := c.netGuest
+	var hosts []string
+	if g != nil {
+		hosts = m.hostsLocked(c)
+	}
+	m.mu.Unlock()
+	if g == nil {
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := g.SetHosts(hctx, hosts); err != nil {
+		m.log.Warn("refresh /etc/hosts after unpause", "id", c.rec.ID, "err", err)
+	}
 }

@@ -180,6 +180,13 @@ func matchFilters(r *record, f map[string][]string) (bool, error) {
 				k, val, hasVal := strings.Cut(v, "=")
 				got, has := r.Config.Labels[k]
 				ok = ok || (has && (!hasVal || got == val))
+			case "network": // a user network's name or ID (prefix), or the default
+				if isDefaultNetwork(v) || v == DefaultNetworkID {
+					ok = ok || isDefaultNetwork(string(r.HostConfig.NetworkMode))
+				}
+				for _, a := range r.Networks {
+					ok = ok || a.Name == v || (len(v) >= 3 && strings.HasPrefix(a.NetworkID, v))
+				}
 			case "until":
 				t, err := parseTime(v)
 				if err != nil {
@@ -187,7 +194,7 @@ func matchFilters(r *record, f map[string][]string) (bool, error) {
 				}
 				ok = ok || r.Created.Before(t)
 			default:
-				return false, errf(ErrInvalid, "filter %q is not supported (id, name, status, exited, ancestor, label, until)", key)
+				return false, errf(ErrInvalid, "filter %q is not supported (id, name, status, exited, ancestor, label, until, network)", key)
 			}
 		}
 		if !ok {
