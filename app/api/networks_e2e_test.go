@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ import (
 // stopped containers connect and disconnect. Then docker-compose (v1, the
 // Debian package) brings up a two-service project on its default network,
 // the client fetches the web service's page by name, and `down` removes
-// containers and network. Five VM boots in all.
+// containers and network. Seven VM boots in all.
 func TestDockerCLINetworks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots VMs; skipped in -short mode")
@@ -178,7 +179,7 @@ services:
 	compose := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, append([]string{"-p", "berthtest", "-f", file, "--no-ansi"}, args...)...)
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-p", "berthtest", "-f", file, "--ansi", "never"}, args...)...)
 		cmd.Env = append(dockerEnv(t, e.Sock), "COMPOSE_INTERACTIVE_NO_CLI=1")
 		cmd.Dir = dir
 		out, err := cmd.CombinedOutput()
@@ -186,13 +187,27 @@ services:
 	}
 	t.Cleanup(func() { compose("down", "-t", "1") })
 	out, err := compose("up", "--abort-on-container-exit", "--exit-code-from", "client")
-	if err != nil || !strings.Contains(out, "hello-from-web") {
+	if err != nil || !strings.Contains(out, "client_1  | hello-from-web") || strings.Contains(out, "Traceback") {
 		t.Fatalf("docker-compose up: %v\n%s", err, out)
 	}
 	t.Logf("docker-compose up:\n%s", out)
 	d := func(args ...string) string { t.Helper(); return mustDocker(t, e.Sock, args...) }
 	if out := d("network", "ls", "--format", "{{.Name}}", "--filter", "label=com.docker.compose.project=berthtest"); strings.TrimSpace(out) != "berthtest_default" {
 		t.Fatalf("compose's network: %q", out)
+	}
+	// Detached: up -d starts the project again, logs and ps read it back.
+	if out, err := compose("up", "-d"); err != nil {
+		t.Fatalf("docker-compose up -d: %v\n%s", err, out)
+	}
+	if code := strings.TrimSpace(d("wait", "berthtest_client_1")); code != "0" {
+		t.Fatalf("client after up -d exited %s", code)
+	}
+	if out, err := compose("logs", "--no-color", "client"); err != nil || strings.Count(out, "hello-from-web") != 2 {
+		t.Fatalf("docker-compose logs client (two runs): %v\n%s", err, out)
+	}
+	if out, err := compose("ps"); err != nil || !regexp.MustCompile(`berthtest_web_1 .* Up`).MatchString(out) ||
+		!regexp.MustCompile(`berthtest_client_1 .* Exit 0`).MatchString(out) {
+		t.Fatalf("docker-compose ps: %v\n%s", err, out)
 	}
 	if out, err := compose("down", "-t", "1"); err != nil {
 		t.Fatalf("docker-compose down: %v\n%s", err, out)

@@ -299,11 +299,33 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 			if !eventMatches(m, f) {
 				continue
 			}
-			if enc.Encode(m) != nil || rc.Flush() != nil {
+			if enc.Encode(legacyEvent(m)) != nil || rc.Flush() != nil {
 				return nil // client gone
 			}
 		}
 	}
+}
+
+// legacyMessage is an event with its deprecated fields (status, id, from)
+// filled in, as dockerd did for years. Old clients still read them:
+// docker-compose v1's log printer fails on a container event without "id",
+// and docker-py negotiates the newest API version, so the fields go to every
+// version (newer clients ignore them).
+type legacyMessage struct {
+	Status string `json:"status,omitempty"`
+	ID     string `json:"id,omitempty"`
+	From   string `json:"from,omitempty"`
+	events.Message
+}
+
+func legacyEvent(m events.Message) any {
+	switch m.Type {
+	case events.ContainerEventType:
+		return legacyMessage{Status: string(m.Action), ID: m.Actor.ID, From: m.Actor.Attributes["image"], Message: m}
+	case events.ImageEventType:
+		return legacyMessage{Status: string(m.Action), ID: m.Actor.ID, Message: m}
+	}
+	return m
 }
 
 // eventMatches applies docker's event filters: every term must match, any

@@ -252,3 +252,28 @@ func FuzzPlanNetworks(f *testing.F) {
 		}
 	})
 }
+
+// Docker ANDs label filters; compose lists a service's containers with
+// project AND service labels, and numbers new ones from the answer.
+func TestLabelFiltersAreANDed(t *testing.T) {
+	r := &record{Config: container.Config{Labels: map[string]string{"p": "x", "s": "web"}}}
+	for _, c := range []struct {
+		terms []string
+		want  bool
+	}{
+		{[]string{"p=x", "s=web"}, true},
+		{[]string{"p=x", "s=client"}, false},
+		{[]string{"p", "s"}, true},
+		{[]string{"p=x", "other"}, false},
+	} {
+		if got, err := matchFilters(r, map[string][]string{"label": c.terms}); err != nil || got != c.want {
+			t.Errorf("label %v: %v %v, want %v", c.terms, got, err, c.want)
+		}
+	}
+	r.Networks = []netAttachment{{NetworkID: strings.Repeat("e", 64), Name: "app"}}
+	for v, want := range map[string]bool{"app": true, "eee": true, "other": false, "bridge": true} {
+		if got, _ := matchFilters(r, map[string][]string{"network": {v}}); got != want {
+			t.Errorf("network=%s: %v", v, got)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -176,10 +177,14 @@ func matchFilters(r *record, f map[string][]string) (bool, error) {
 				ok = ok || (r.State == container.StateExited && strconv.Itoa(r.ExitCode) == v)
 			case "ancestor":
 				ok = ok || isAncestor(r, v)
-			case "label":
-				k, val, hasVal := strings.Cut(v, "=")
-				got, has := r.Config.Labels[k]
-				ok = ok || (has && (!hasVal || got == val))
+			case "label": // Docker ANDs label terms (compose filters on project AND service)
+				if !slices.ContainsFunc(f[key], func(t string) bool {
+					k, val, hasVal := strings.Cut(t, "=")
+					got, has := r.Config.Labels[k]
+					return !has || (hasVal && got != val)
+				}) {
+					ok = true
+				}
 			case "network": // a user network's name or ID (prefix), or the default
 				if isDefaultNetwork(v) || v == DefaultNetworkID {
 					ok = ok || isDefaultNetwork(string(r.HostConfig.NetworkMode))

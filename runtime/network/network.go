@@ -325,7 +325,9 @@ func (s *Store) Remove(ref string) (Network, error) {
 		return Network{}, err
 	}
 	if len(n.Addrs) > 0 {
-		return Network{}, ErrConflict.WithMessage(fmt.Sprintf("network %s is in use by container(s) %s: remove them or disconnect them first (docker network disconnect %s CONTAINER)", n.Name, strings.Join(s.names(n.Members()), ", "), n.Name))
+		users := s.names(n.Members())
+		sort.Strings(users)
+		return Network{}, ErrConflict.WithMessage(fmt.Sprintf("network %s is in use by container(s) %s: remove them or disconnect them first (docker network disconnect %s CONTAINER)", n.Name, strings.Join(users, ", "), n.Name))
 	}
 	if err := s.del(n.ID); err != nil {
 		return Network{}, err
