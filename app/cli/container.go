@@ -48,8 +48,8 @@ func onEngine(g *Globals, run func(cmd *cobra.Command, args []string, cli *clien
 // createFlags are the flags `run` and `create` share (Docker's names).
 type createFlags struct {
 	name, workdir, user, entrypoint, hostname, restart, memory, platform, kernel string
-	stopSignal, detachKeys                                                       string
-	env, labels, publish, addHost, logOpts, volumes, tmpfs                       []string
+	stopSignal, detachKeys, network, ip                                          string
+	env, labels, publish, addHost, logOpts, volumes, tmpfs, aliases              []string
 	cpus                                                                         float64
 	stopTimeout                                                                  int
 	interactive, tty, rm, publishAll                                             bool
@@ -78,6 +78,9 @@ func (f *createFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "json-file log option: max-size=10m, max-file=3")
 	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "mount a host directory or file (/host:/dst[:ro]), a named volume (name:/dst[:ro]) or a new anonymous volume (/dst)")
 	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: /dst[:size=64m,noexec,…]")
+	fl.StringVar(&f.network, "network", "", "connect to a user network (docker network create) instead of only the default NAT network")
+	fl.StringArrayVar(&f.aliases, "network-alias", nil, "another name the container answers to on --network")
+	fl.StringVar(&f.ip, "ip", "", "the container's IPv4 address on --network")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a terminal")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
@@ -167,6 +170,9 @@ func (f *createFlags) options(args []string) (client.ContainerCreateOptions, err
 		hc.Annotations = map[string]string{"io.berth.kernel": f.kernel}
 	}
 	opts := client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: f.name}
+	if err := f.networking(&opts); err != nil {
+		return opts, err
+	}
 	if f.platform != "" {
 		os_, arch, ok := strings.Cut(f.platform, "/")
 		if !ok {
@@ -176,6 +182,29 @@ func (f *createFlags) options(args []string) (client.ContainerCreateOptions, err
 		opts.Platform = &ocispec.Platform{OS: os_, Architecture: arch, Variant: variant}
 	}
 	return opts, nil
+}
+
+// networking turns --network, --network-alias and --ip into the request
+// the docker CLI sends: NetworkMode plus one endpoint with the settings.
+// The engine checks the network and the alias.
+func (f *createFlags) networking(opts *client.ContainerCreateOptions) error {
+	if f.network == "" {
+		if len(f.aliases) > 0 || f.ip != "" {
+			return fmt.Errorf("--network-alias and --ip need --network NAME (a user network)")
+		}
+		return nil
+	}
+	opts.HostConfig.NetworkMode = container.NetworkMode(f.network)
+	ep := &network.EndpointSettings{Aliases: f.aliases}
+	if f.ip != "" {
+		a, err := netip.ParseAddr(f.ip)
+		if err != nil || !a.Is4() {
+			return fmt.Errorf("--ip %q: use an IPv4 address such as 172.18.0.10", f.ip)
+		}
+		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: a}
+	}
+	opts.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{f.network: ep}}
+	return nil
 }
 
 // mounts turns -v and --tmpfs into the request the way the docker CLI

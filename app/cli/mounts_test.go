@@ -33,3 +33,21 @@ func TestRunMountFlags(t *testing.T) {
 		t.Errorf("Tmpfs = %v, want %v", opts.HostConfig.Tmpfs, wantTmpfs)
 	}
 }
+
+// berth run --network/--network-alias/--ip build docker's request.
+func TestRunNetworkFlags(t *testing.T) {
+	f := &createFlags{network: "appnet", aliases: []string{"db"}, ip: "172.18.0.9"}
+	opts, err := f.options([]string{"busybox", "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := opts.NetworkingConfig.EndpointsConfig["appnet"]
+	if opts.HostConfig.NetworkMode != "appnet" || ep == nil || ep.Aliases[0] != "db" || ep.IPAMConfig.IPv4Address.String() != "172.18.0.9" {
+		t.Fatalf("request: %+v %+v", opts.HostConfig.NetworkMode, ep)
+	}
+	for _, bad := range []*createFlags{{aliases: []string{"x"}}, {network: "n", ip: "nope"}, {network: "n", ip: "fd00::1"}} {
+		if _, err := bad.options([]string{"busybox"}); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
