@@ -122,6 +122,10 @@ func TestDockerCLINetworks(t *testing.T) {
 
 	// Stopped containers connect and disconnect; the address is kept while connected.
 	d("stop", "-t", "1", "client")
+	// The stopped member left the others' hosts files.
+	if out := d("exec", "db", "cat", "/etc/hosts"); strings.Contains(out, "client") || !strings.Contains(out, "database") {
+		t.Fatalf("db's /etc/hosts after client stopped:\n%s", out)
+	}
 	d("network", "disconnect", "appnet", "client")
 	if out := d("inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "client"); out != "bridge \n" {
 		t.Fatalf("networks after disconnect: %q", out)
