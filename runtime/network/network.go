@@ -532,57 +532,20 @@ func AllLabels(labels map[string]string, terms []string) bool {
 }
 
 func (s *Store) get(id string) (Network, error) {
-	var n Network
-	found := false
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if b == nil {
-			return nil
-		}
-		data := b.Get([]byte(id))
-		if data == nil {
-			return nil
-		}
-		found = true
-		return decode(id, data, &n)
-	})
+	v, found, err := records.Get(s.db, id)
 	if err != nil {
 		return Network{}, err
 	}
 	if !found {
 		return Network{}, ErrNotFound.WithMessage(fmt.Sprintf("network %s not found", id))
 	}
-	return n, nil
+	return v, nil
 }
 
-func decode(id string, data []byte, n *Network) error {
-	if err := json.Unmarshal(data, n); err != nil {
-		return fmt.Errorf("network record %s is corrupt: %w", id, err)
-	}
-	if n.Version > recordVersion {
-		return fmt.Errorf("network record %s has version %d, newer than this Berth (%d): upgrade Berth", id, n.Version, recordVersion)
-	}
-	return nil
-}
+// records is the bucket's codec: versioned JSON, refused when newer.
+var records = state.JSONBucket[Network]{Name: bucket, Kind: "network", MaxVersion: recordVersion, Version: func(v *Network) int { return v.Version }}
 
-func (s *Store) all() ([]Network, error) {
-	var out []Network
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, data []byte) error {
-			var n Network
-			if err := decode(string(k), data, &n); err != nil {
-				return err
-			}
-			out = append(out, n)
-			return nil
-		})
-	})
-	return out, err
-}
+func (s *Store) all() ([]Network, error) { return records.All(s.db) }
 
 func (s *Store) put(n Network) error {
 	data, err := json.Marshal(n)

@@ -372,20 +372,7 @@ func (s *Store) Size(name string) int64 {
 }
 
 func (s *Store) get(name string) (Volume, error) {
-	var v Volume
-	found := false
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if b == nil {
-			return nil
-		}
-		data := b.Get([]byte(name))
-		if data == nil {
-			return nil
-		}
-		found = true
-		return decode(name, data, &v)
-	})
+	v, found, err := records.Get(s.db, name)
 	if err != nil {
 		return Volume{}, err
 	}
@@ -395,34 +382,10 @@ func (s *Store) get(name string) (Volume, error) {
 	return v, nil
 }
 
-func decode(name string, data []byte, v *Volume) error {
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("volume record %s is corrupt: %w", name, err)
-	}
-	if v.Version > recordVersion {
-		return fmt.Errorf("volume record %s has version %d, newer than this Berth (%d): upgrade Berth", name, v.Version, recordVersion)
-	}
-	return nil
-}
+// records is the bucket's codec: versioned JSON, refused when newer.
+var records = state.JSONBucket[Volume]{Name: bucket, Kind: "volume", MaxVersion: recordVersion, Version: func(v *Volume) int { return v.Version }}
 
-func (s *Store) all() ([]Volume, error) {
-	var out []Volume
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, data []byte) error {
-			var v Volume
-			if err := decode(string(k), data, &v); err != nil {
-				return err
-			}
-			out = append(out, v)
-			return nil
-		})
-	})
-	return out, err // bbolt iterates in key order: sorted by name
-}
+func (s *Store) all() ([]Volume, error) { return records.All(s.db) }
 
 func (s *Store) put(v Volume) error {
 	data, err := json.Marshal(v)
