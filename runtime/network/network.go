@@ -16,7 +16,6 @@ package network
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -28,7 +27,6 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/berth-dev/berth/runtime/netswitch"
 	"github.com/berth-dev/berth/runtime/state"
@@ -547,26 +545,6 @@ var records = state.JSONBucket[Network]{Name: bucket, Kind: "network", MaxVersio
 
 func (s *Store) all() ([]Network, error) { return records.All(s.db) }
 
-func (s *Store) put(n Network) error {
-	data, err := json.Marshal(n)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(n.ID), data)
-	})
-}
+func (s *Store) put(n Network) error { return records.Put(s.db, n.ID, n) }
 
-func (s *Store) del(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if b == nil {
-			return nil
-		}
-		return b.Delete([]byte(id))
-	})
-}
+func (s *Store) del(id string) error { return records.Delete(s.db, id) }

@@ -64,3 +64,29 @@ func (b JSONBucket[T]) decode(key string, data []byte, v *T) error {
 	}
 	return nil
 }
+
+// Put writes v at key (creating the bucket on first use).
+func (b JSONBucket[T]) Put(db *DB, key string, v T) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists(b.Name)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(key), data)
+	})
+}
+
+// Delete removes the record at key; a missing one is no error.
+func (b JSONBucket[T]) Delete(db *DB, key string) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(b.Name)
+		if bk == nil {
+			return nil
+		}
+		return bk.Delete([]byte(key))
+	})
+}

@@ -49,4 +49,19 @@ func TestJSONBucket(t *testing.T) {
 	if _, err := b.All(db); err == nil || !strings.Contains(err.Error(), "thing record c is corrupt") {
 		t.Fatalf("corrupt record: %v", err)
 	}
+	if err := b.Delete(db, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(db, "d", rec{Version: 2, Name: "dee"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, found, err := b.Get(db, "d"); !found || err != nil || r.Name != "dee" {
+		t.Fatalf("after put: %+v %v %v", r, found, err)
+	}
+	if err := b.Delete(db, "nosuch"); err != nil {
+		t.Fatalf("delete of a missing key: %v", err)
+	}
+	if all, _ := b.All(db); len(all) != 3 {
+		t.Fatalf("after delete and put: %+v", all)
+	}
 }

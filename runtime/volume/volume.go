@@ -11,7 +11,6 @@
 package volume
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,7 +23,6 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/berth-dev/berth/runtime/dataroot"
 	"github.com/berth-dev/berth/runtime/state"
@@ -387,26 +385,6 @@ var records = state.JSONBucket[Volume]{Name: bucket, Kind: "volume", MaxVersion:
 
 func (s *Store) all() ([]Volume, error) { return records.All(s.db) }
 
-func (s *Store) put(v Volume) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(v.Name), data)
-	})
-}
+func (s *Store) put(v Volume) error { return records.Put(s.db, v.Name, v) }
 
-func (s *Store) del(name string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if b == nil {
-			return nil
-		}
-		return b.Delete([]byte(name))
-	})
-}
+func (s *Store) del(name string) error { return records.Delete(s.db, name) }
