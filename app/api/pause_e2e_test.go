@@ -39,6 +39,10 @@ func TestDockerCLIPause(t *testing.T) {
 	if time.Since(start) > 20*time.Second {
 		t.Errorf("exec into a paused container took %s to fail", time.Since(start))
 	}
+	// stats answers at once (a frozen VM cannot report; it uses no CPU).
+	if out := d("stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}}", "p1"); !strings.HasPrefix(strings.TrimSpace(out), "p1 0.00%") {
+		t.Fatalf("stats of a paused container: %q", out)
+	}
 	if r := docker(t, sock, nil, "pause", "p1"); r.Code == 0 || !strings.Contains(r.Stderr, "paused") {
 		t.Fatalf("second pause: exit %d %q", r.Code, r.Stderr)
 	}

@@ -383,12 +383,15 @@ func (m *Manager) stats(ctx context.Context, ref string) (container.StatsRespons
 	}
 	m.mu.Lock()
 	rn := c.run
+	paused := rn != nil && rn.paused
 	prev := c.prevStats
 	name := c.rec.Name
 	m.mu.Unlock()
 	resp := container.StatsResponse{ID: c.rec.ID, Name: "/" + name, OSType: "linux", Read: time.Now().UTC()}
-	if rn == nil {
-		return resp, nil // Docker returns zeroes for a stopped container
+	if rn == nil || paused {
+		// Docker returns zeroes for a stopped container; a paused VM
+		// cannot answer (and uses no CPU).
+		return resp, nil
 	}
 	s, err := rn.guest.Stats(ctx)
 	if err != nil {
