@@ -415,6 +415,15 @@ func record(t testing.TB, w, h int, argv []string, env []string, steps []step) [
 		cmd.Process.Kill()
 		<-exited
 	}
+	// Drain what the program wrote before it exited: the master reads it,
+	// then EIO once no slave fd is left. Closing first lost the tail of a
+	// fast program's output (all of it, for a short ls, on a loaded
+	// machine). A leftover background process keeping the slave open is
+	// cut off after a grace period.
+	select {
+	case <-readDone:
+	case <-time.After(5 * time.Second):
+	}
 	f.Close()
 	<-readDone
 	return out.Bytes()
