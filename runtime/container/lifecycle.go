@@ -54,6 +54,10 @@ type ctr struct {
 	// networks (joinNetworks .. leaveNetworks), for /etc/hosts pushes
 	// (Manager.mu; changed under Manager.hostsMu).
 	netGuest Guest
+	// gateway is the VM's NAT gateway (eth0), which is the host: what
+	// host.docker.internal and --add-host NAME:host-gateway point at
+	// (Manager.mu; set at each boot).
+	gateway string
 }
 
 // run is one boot of a container's VM.
@@ -522,11 +526,23 @@ func (m *Manager) boot(ctx context.Context, c *ctr) (err error) {
 	rn.guest = guest
 	info, err := guest.Setup(bctx, GuestSetup{
 		Hostname: rec.Config.Hostname, RootDevice: "/dev/vda",
-		Hosts: rec.HostConfig.ExtraHosts, DNS: addrStrings(rec.HostConfig.DNS),
+		Hosts: literalHosts(rec.HostConfig.ExtraHosts), DNS: addrStrings(rec.HostConfig.DNS),
 		Mounts: rec.GuestMounts,
 	})
 	if err != nil {
 		return abort(m.bootError(c, machine, bctx, err))
+	}
+	m.mu.Lock()
+	c.gateway = info.Gateway
+	hosts := m.hostsLocked(c)
+	m.mu.Unlock()
+	if len(rec.Networks) == 0 {
+		// The gateway is known only now (DHCP): add host.docker.internal
+		// and resolve host-gateway. (joinNetworks writes the same list
+		// plus the network's members.)
+		if err := guest.SetHosts(bctx, hosts); err != nil {
+			return abort(fmt.Errorf("write /etc/hosts: %w", err))
+		}
 	}
 	if len(rec.Networks) > 0 {
 		if err := configureNICs(bctx, guest, rec.Networks); err != nil {

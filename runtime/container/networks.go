@@ -521,6 +521,46 @@ func (m *Manager) pushHostsLocked(ctx context.Context, c *ctr) {
 	}
 }
 
+// HostGateway is --add-host's stand-in for the host's address as the
+// container sees it (Docker's "host-gateway").
+const HostGateway = "host-gateway"
+
+// HostInternal names the host from inside every container, like Docker
+// Desktop: the VM's NAT gateway, which forwards to the host (10.0.2.2 under
+// QEMU, where it reaches the host's loopback; the vmnet gateway on a Mac).
+const HostInternal = "host.docker.internal"
+
+// extraHosts is --add-host with host-gateway resolved to gateway, plus
+// host.docker.internal unless the user named it; seen holds the names.
+// Without a gateway (before DHCP), host-gateway entries are left out.
+func extraHosts(lines []string, gateway string) ([]string, map[string]bool) {
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range lines {
+		name, ip, _ := strings.Cut(l, ":")
+		if ip == HostGateway {
+			if gateway == "" {
+				continue
+			}
+			l = name + ":" + gateway
+		}
+		seen[name] = true
+		out = append(out, l)
+	}
+	if gateway != "" && !seen[HostInternal] {
+		seen[HostInternal] = true
+		out = append(out, HostInternal+":"+gateway)
+	}
+	return out, seen
+}
+
+// literalHosts is --add-host without the host-gateway entries, for the
+// first hosts file written before the gateway is known.
+func literalHosts(lines []string) []string {
+	out, _ := extraHosts(lines, "")
+	return out
+}
+
 func sharesNetwork(a, b *record) bool {
 	for _, x := range a.Networks {
 		for _, y := range b.Networks {
@@ -536,8 +576,7 @@ func sharesNetwork(a, b *record) bool {
 // form): its --add-host entries, then for each of its networks every live
 // member (itself included) under its name, aliases and short ID. m.mu held.
 func (m *Manager) hostsLocked(c *ctr) []string {
-	out := slices.Clone(c.rec.HostConfig.ExtraHosts)
-	seen := map[string]bool{}
+	out, seen := extraHosts(c.rec.HostConfig.ExtraHosts, c.gateway)
 	add := func(name string, ip netip.Addr) {
 		if name == "" || seen[name] {
 			return // the first network listed wins a name, like a resolver's first answer

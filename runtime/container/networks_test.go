@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -274,6 +275,26 @@ func TestLabelFiltersAreANDed(t *testing.T) {
 	for v, want := range map[string]bool{"app": true, "eee": true, "other": false, "bridge": true} {
 		if got, _ := matchFilters(r, map[string][]string{"network": {v}}); got != want {
 			t.Errorf("network=%s: %v", v, got)
+		}
+	}
+}
+
+func TestExtraHostsGateway(t *testing.T) {
+	for _, tc := range []struct {
+		lines   []string
+		gateway string
+		want    []string
+	}{
+		{nil, "", nil},
+		{nil, "10.0.2.2", []string{"host.docker.internal:10.0.2.2"}},
+		{[]string{"mine:host-gateway", "db:192.0.2.7"}, "10.0.2.2", []string{"mine:10.0.2.2", "db:192.0.2.7", "host.docker.internal:10.0.2.2"}},
+		{[]string{"mine:host-gateway", "db:192.0.2.7"}, "", []string{"db:192.0.2.7"}},                        // before DHCP
+		{[]string{"host.docker.internal:192.0.2.9"}, "10.0.2.2", []string{"host.docker.internal:192.0.2.9"}}, // the user's wins
+		{[]string{"v6:::1"}, "10.0.2.2", []string{"v6:::1", "host.docker.internal:10.0.2.2"}},
+	} {
+		got, _ := extraHosts(tc.lines, tc.gateway)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("extraHosts(%q, %q) = %q, want %q", tc.lines, tc.gateway, got, tc.want)
 		}
 	}
 }
