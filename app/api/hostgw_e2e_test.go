@@ -52,3 +52,49 @@ func TestDockerCLIHostDockerInternal(t *testing.T) {
 		t.Fatalf("the container did not reach the host's loopback server by both names:\n%s", out)
 	}
 }
+
+// TestDockerCLIIsolatedNetworks: --network none leaves a container with
+// loopback only, and members of an --internal network reach each other
+// but not the host or anything beyond. Three VMs.
+func TestDockerCLIIsolatedNetworks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs; skipped in -short mode")
+	}
+	e := startEngine(t)
+	sock, img := e.Sock, e.Image
+	d := func(args ...string) string { t.Helper(); return mustDocker(t, sock, args...) }
+	d("pull", img)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprint(c, "HOST\n")
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	reach := fmt.Sprintf("nc -w 3 10.0.2.2 %d </dev/null || echo NO-HOST", port)
+
+	out := d("run", "--rm", "--network", "none", img, "sh", "-c", "ip -4 addr show eth0 | grep -c inet; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo LO-OK; "+reach)
+	if !strings.HasPrefix(out, "0\n") || !strings.Contains(out, "LO-OK") || !strings.Contains(out, "NO-HOST") || strings.Contains("\n"+out, "\nHOST\n") {
+		t.Fatalf("--network none: want no eth0 address, loopback up, host unreachable:\n%s", out)
+	}
+	if out := d("inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "--type", "container", strings.TrimSpace(d("create", "--network", "none", img, "true"))); strings.TrimSpace(out) != "none" {
+		t.Fatalf("inspect of a --network none container lists %q", out)
+	}
+
+	d("network", "create", "--internal", "priv")
+	d("run", "-d", "--name", "srv", "--network", "priv", img, "sh", "-c", "while true; do echo INSIDE | nc -l -p 7000; done")
+	out = d("run", "--rm", "--network", "priv", img, "sh", "-c", "nc -w 3 srv 7000 </dev/null; ip route | grep -c default; "+reach)
+	if !strings.Contains(out, "INSIDE") || !strings.Contains(out, "\n0\n") || !strings.Contains(out, "NO-HOST") || strings.Contains("\n"+out, "\nHOST\n") {
+		t.Fatalf("--internal network: want the member reached, no default route, host unreachable:\n%s", out)
+	}
+	d("rm", "-f", "srv")
+}

@@ -102,6 +102,14 @@ func (g *guest) Setup(ctx context.Context, s container.GuestSetup) (container.Gu
 		return container.GuestInfo{}, err
 	}
 	var info container.GuestInfo
+	if s.NoNAT {
+		// Loopback only: bring lo up and leave eth0 down (no address, no
+		// route): nothing leaves the VM but user networks.
+		if _, err := g.c.ConfigureNetwork(ctx, &agent.NetworkConfig{Interface: "lo", Address: "127.0.0.1/8"}); err != nil {
+			return info, fmt.Errorf("loopback: %w", guestErr(err))
+		}
+		return info, nil
+	}
 	t0 := time.Now()
 	ni, err := g.c.DHCP(ctx)
 	if err != nil {

@@ -18,7 +18,7 @@ func (n networkStore) Lookup(ref string) (container.NetworkInfo, error) {
 	if err != nil {
 		return container.NetworkInfo{}, err
 	}
-	return container.NetworkInfo{ID: nw.ID, Name: nw.Name, Subnet: nw.Subnet, Gateway: nw.Gateway}, nil
+	return container.NetworkInfo{ID: nw.ID, Name: nw.Name, Subnet: nw.Subnet, Gateway: nw.Gateway, Internal: nw.Internal}, nil
 }
 
 func (n networkStore) Allocate(netID, ctr string, want netip.Addr) (netip.Addr, error) {

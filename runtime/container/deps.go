@@ -58,6 +58,9 @@ type GuestSetup struct {
 	// Mounts are bind mounts and volumes, served from the VM's virtiofs
 	// shares (vmm.Config.Shares), in the order to mount them.
 	Mounts []GuestMount
+	// NoNAT leaves eth0 unconfigured (loopback only until user networks
+	// are configured): --network none, or only --internal networks.
+	NoNAT bool
 }
 
 // GuestMount puts (part of) a virtiofs share at Target in the container,

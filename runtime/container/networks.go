@@ -42,6 +42,7 @@ type NetworkInfo struct {
 	ID, Name string
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
+	Internal bool // docker network create --internal: no way out
 }
 
 // Networks is the user-network store (runtime/network, adapted in
@@ -70,6 +71,26 @@ type netAttachment struct {
 	Gateway   netip.Addr `json:"gateway"`
 	// IPAMAddress is the address asked for (--ip), kept to show it back.
 	IPAMAddress netip.Addr `json:"ipamAddress,omitzero"`
+	// Internal: the network was created --internal (see withoutNAT).
+	Internal bool `json:"internal,omitempty"`
+}
+
+// withoutNAT reports whether r's VM must stay off the NAT network (eth0
+// unconfigured, so no way to the host or the internet): --network none, or
+// user networks that are all --internal, as Docker isolates them.
+func withoutNAT(r *record) bool {
+	if r.HostConfig.NetworkMode == "none" {
+		return true
+	}
+	if len(r.Networks) == 0 {
+		return false
+	}
+	for _, a := range r.Networks {
+		if !a.Internal {
+			return false
+		}
+	}
+	return true
 }
 
 // mac is the NIC's address on this network: stable per container and
@@ -93,8 +114,6 @@ func checkNetworkMode(mode string) error {
 	switch {
 	case mode == "host":
 		return errf(ErrNotImplemented, "--network host is not supported by Berth: each container is its own VM with its own network stack; publish ports with -p instead")
-	case mode == "none":
-		return errf(ErrNotImplemented, "--network none is not supported by Berth yet: every container VM has its NAT network (eth0)")
 	case strings.HasPrefix(mode, "container:"):
 		return errf(ErrNotImplemented, "--network %s is not supported by Berth: containers are separate VMs and cannot share a network stack; put both on a user network (docker network create) instead", mode)
 	}
@@ -146,6 +165,14 @@ func planNetworks(hc *container.HostConfig, nc *network.NetworkingConfig) ([]net
 	if nc != nil {
 		eps = nc.EndpointsConfig
 	}
+	if mode == "none" {
+		for name := range eps {
+			if name != "none" {
+				return nil, errf(ErrInvalid, "a container on --network none cannot also join network %s", name)
+			}
+		}
+		return nil, nil // loopback only (withoutNAT)
+	}
 	var out []netRequest
 	if !isDefaultNetwork(mode) {
 		req, err := endpointRequest(mode, eps[mode])
@@ -162,6 +189,9 @@ func planNetworks(hc *container.HostConfig, nc *network.NetworkingConfig) ([]net
 	for _, name := range names {
 		if name == mode {
 			continue
+		}
+		if name == "none" {
+			return nil, errf(ErrInvalid, "--network none cannot be combined with other networks")
 		}
 		if err := checkNetworkMode(name); err != nil {
 			return nil, err
@@ -211,7 +241,7 @@ func (m *Manager) allocateNetworks(id string, reqs []netRequest, have []netAttac
 			return nil, err
 		}
 		out = append(out, netAttachment{NetworkID: info.ID, Name: info.Name, Aliases: rq.aliases,
-			IP: ip, PrefixLen: info.Subnet.Bits(), Gateway: info.Gateway, IPAMAddress: rq.ip})
+			IP: ip, PrefixLen: info.Subnet.Bits(), Gateway: info.Gateway, IPAMAddress: rq.ip, Internal: info.Internal})
 	}
 	return out, nil
 }
@@ -305,6 +335,9 @@ func (m *Manager) Connect(ctx context.Context, netRef, ref string, ep *network.E
 	defer c.op.Unlock()
 	if err := m.stoppedForNetworkChange(c, "connect it to"); err != nil {
 		return err
+	}
+	if c.rec.HostConfig.NetworkMode == "none" || netRef == "none" {
+		return errf(ErrConflict, "container %s: --network none cannot be combined with other networks (create it with the networks it needs)", ref)
 	}
 	if isDefaultNetwork(netRef) {
 		return nil // already there: every container has eth0
@@ -616,7 +649,13 @@ func (m *Manager) hostsLocked(c *ctr) []string {
 // endpoints is what inspect and ps show under NetworkSettings.Networks:
 // the default network (eth0) as "bridge", then each user network.
 func (m *Manager) endpoints(r *record) map[string]*network.EndpointSettings {
-	out := map[string]*network.EndpointSettings{"bridge": m.endpoint(r)}
+	if r.HostConfig.NetworkMode == "none" {
+		return map[string]*network.EndpointSettings{"none": {}}
+	}
+	out := map[string]*network.EndpointSettings{}
+	if !withoutNAT(r) {
+		out["bridge"] = m.endpoint(r)
+	}
 	for _, a := range r.Networks {
 		ep := &network.EndpointSettings{
 			NetworkID: a.NetworkID, EndpointID: endpointID(r.ID, a.NetworkID), MacAddress: hwAddr(a.mac(r.ID)),

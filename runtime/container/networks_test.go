@@ -29,6 +29,9 @@ func TestPlanNetworks(t *testing.T) {
 			t.Errorf("mode %q: %v %v", mode, got, err)
 		}
 	}
+	if got, err := plan("none", map[string]*network.EndpointSettings{"none": nil}); err != nil || len(got) != 0 {
+		t.Fatalf("--network none: %+v %v (want loopback only: no networks)", got, err)
+	}
 	got, err := plan("app", map[string]*network.EndpointSettings{
 		"app": ep("db", "database"), "zeta": nil, "beta": {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: netip.MustParseAddr("10.1.0.9")}},
 	})
@@ -43,7 +46,8 @@ func TestPlanNetworks(t *testing.T) {
 		word string
 	}{
 		{"host", nil, ErrNotImplemented, "-p"},
-		{"none", nil, ErrNotImplemented, "none"},
+		{"none", map[string]*network.EndpointSettings{"app": nil}, ErrInvalid, "none"},
+		{"app", map[string]*network.EndpointSettings{"none": nil}, ErrInvalid, "none"},
 		{"container:web", nil, ErrNotImplemented, "network stack"},
 		{"", map[string]*network.EndpointSettings{"host": nil}, ErrNotImplemented, "host"},
 		{"app", map[string]*network.EndpointSettings{"app": {Links: []string{"x"}}}, ErrNotImplemented, "--link"},
@@ -64,7 +68,7 @@ type storeSeam struct{ s *netstore.Store }
 
 func (n storeSeam) Lookup(ref string) (NetworkInfo, error) {
 	nw, err := n.s.Get(ref)
-	return NetworkInfo{ID: nw.ID, Name: nw.Name, Subnet: nw.Subnet, Gateway: nw.Gateway}, err
+	return NetworkInfo{ID: nw.ID, Name: nw.Name, Subnet: nw.Subnet, Gateway: nw.Gateway, Internal: nw.Internal}, err
 }
 func (n storeSeam) Allocate(netID, ctr string, want netip.Addr) (netip.Addr, error) {
 	return n.s.Allocate(netID, ctr, want)
@@ -295,6 +299,26 @@ func TestExtraHostsGateway(t *testing.T) {
 		got, _ := extraHosts(tc.lines, tc.gateway)
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("extraHosts(%q, %q) = %q, want %q", tc.lines, tc.gateway, got, tc.want)
+		}
+	}
+}
+
+func TestWithoutNAT(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		nets []netAttachment
+		want bool
+	}{
+		{"", nil, false},
+		{"none", nil, true},
+		{"app", []netAttachment{{Name: "app"}}, false},
+		{"app", []netAttachment{{Name: "app", Internal: true}}, true},
+		{"app", []netAttachment{{Name: "app", Internal: true}, {Name: "web"}}, false}, // the other network leads out
+	} {
+		r := &record{Networks: tc.nets}
+		r.HostConfig.NetworkMode = container.NetworkMode(tc.mode)
+		if got := withoutNAT(r); got != tc.want {
+			t.Errorf("withoutNAT(%q, %+v) = %v, want %v", tc.mode, tc.nets, got, tc.want)
 		}
 	}
 }
