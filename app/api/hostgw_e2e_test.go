@@ -92,9 +92,16 @@ func TestDockerCLIIsolatedNetworks(t *testing.T) {
 
 	d("network", "create", "--internal", "priv")
 	d("run", "-d", "--name", "srv", "--network", "priv", img, "sh", "-c", "while true; do echo INSIDE | nc -l -p 7000; done")
-	out = d("run", "--rm", "--network", "priv", img, "sh", "-c", "nc -w 3 srv 7000 </dev/null; ip route | grep -c default; "+reach)
+	out = d("run", "--rm", "--network", "priv", img, "sh", "-c", "nc -w 3 srv 7000 </dev/null; ip route | grep -c default; "+reach+"; echo ---; cat /etc/resolv.conf; nslookup srv")
 	if !strings.Contains(out, "INSIDE") || !strings.Contains(out, "\n0\n") || !strings.Contains(out, "NO-HOST") || strings.Contains("\n"+out, "\nHOST\n") {
 		t.Fatalf("--internal network: want the member reached, no default route, host unreachable:\n%s", out)
+	}
+	// The embedded DNS server (127.0.0.11) answers for peers, for tools
+	// that ask DNS directly.
+	srvIP := strings.TrimSpace(d("inspect", "-f", "{{.NetworkSettings.Networks.priv.IPAddress}}", "srv"))
+	_, dns, _ := strings.Cut(out, "---\n")
+	if !strings.Contains(dns, "nameserver 127.0.0.11") || !strings.Contains(dns, "Address: "+srvIP) {
+		t.Fatalf("embedded DNS: resolv.conf and nslookup srv (want %s):\n%s", srvIP, dns)
 	}
 	d("rm", "-f", "srv")
 }

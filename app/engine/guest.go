@@ -92,7 +92,7 @@ func (g *guest) Setup(ctx context.Context, s container.GuestSetup) (container.Gu
 	if err != nil {
 		return container.GuestInfo{}, err
 	}
-	if err := g.c.SetupSystem(ctx, &agent.SystemConfig{Hostname: s.Hostname, DnsServers: s.DNS, Hosts: hosts}); err != nil {
+	if err := g.c.SetupSystem(ctx, &agent.SystemConfig{Hostname: s.Hostname, DnsServers: s.DNS, Hosts: hosts, EmbeddedDns: s.EmbeddedDNS}); err != nil {
 		return container.GuestInfo{}, guestErr(err)
 	}
 	if err := g.c.CreateContainer(ctx, &agent.ContainerConfig{Device: s.RootDevice, Fstype: "ext4"}); err != nil {
@@ -297,6 +297,8 @@ func (g *guest) SetHosts(ctx context.Context, lines []string) error {
 func (g *guest) SetTime(ctx context.Context, t time.Time) error {
 	return guestErr(g.c.SetTime(ctx, t))
 }
+
+func (g *guest) Sync(ctx context.Context) error { return guestErr(g.c.Sync(ctx)) }
 
 func (g *guest) Shutdown(ctx context.Context) error {
 	return guestErr(g.c.Shutdown(ctx, 2*time.Second))

@@ -51,6 +51,9 @@ type Config struct {
 	SelfExe string
 	// Logf logs agent events (default: log.Printf).
 	Logf func(format string, args ...any)
+	// DNSAddr is where the embedded DNS server listens once SetupSystem
+	// asks for it (default DefaultDNSAddr; tests use a loopback port).
+	DNSAddr string
 }
 
 // Agent implements the berth.agent.v1 service.
@@ -72,6 +75,7 @@ type Agent struct {
 	cgroupFD  int
 	shutdown  bool
 	stopLease map[string]func() // per interface: ends its DHCP lease keeper
+	dnsState
 
 	srvMu     sync.Mutex
 	servers   []*grpc.Server

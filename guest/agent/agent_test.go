@@ -39,6 +39,9 @@ type testAgent struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    *syncbuf.Buffer
+	// stateDir is the agent's -state directory (its /etc files live in
+	// etc/ there).
+	stateDir string
 }
 
 func requireRoot(t *testing.T) {
@@ -47,14 +50,16 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// startAgent runs the agent with a busybox container root set up.
-func startAgent(t *testing.T) *testAgent {
+// startAgent runs the agent with a busybox container root set up; extra
+// are more command-line flags.
+func startAgent(t *testing.T, extra ...string) *testAgent {
 	t.Helper()
 	requireRoot(t)
 	bin := filepath.Join(testenv.GuestDir(t, runtime.GOARCH), "berth-agent")
 	dir := t.TempDir()
 	ta := &testAgent{sock: filepath.Join(dir, "agent.sock"), rootfs: testenv.BusyboxRootfs(t, runtime.GOARCH), exited: make(chan struct{}), log: &syncbuf.Buffer{}}
-	ta.cmd = exec.Command(bin, "-listen", "unix:"+ta.sock, "-state", filepath.Join(dir, "state"))
+	ta.stateDir = filepath.Join(dir, "state")
+	ta.cmd = exec.Command(bin, append([]string{"-listen", "unix:" + ta.sock, "-state", ta.stateDir}, extra...)...)
 	ta.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	ta.cmd.Stdout, ta.cmd.Stderr = ta.log, ta.log
 	if err := ta.cmd.Start(); err != nil {

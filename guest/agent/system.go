@@ -31,6 +31,9 @@ type systemState struct {
 	dnsOptions []string
 	dnsFromAPI bool
 	hosts      []*api.HostEntry
+	// embeddedDNS: resolv.conf names the agent's own server (dns.go),
+	// which forwards to dns.
+	embeddedDNS bool
 }
 
 var hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$`)
@@ -84,6 +87,14 @@ func (a *Agent) SetupSystem(_ context.Context, req *api.SetupSystemRequest) (*ap
 		a.sys.hosts = req.Hosts
 	}
 	a.mu.Unlock()
+	if req.EmbeddedDns {
+		if err := a.startDNS(); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "embedded DNS server on %s: %v", a.cfg.DNSAddr, err)
+		}
+		a.mu.Lock()
+		a.sys.embeddedDNS = true
+		a.mu.Unlock()
+	}
 	if err := a.writeEtc(); err != nil {
 		return nil, status.Errorf(codes.Internal, "writing /etc files: %v", err)
 	}
@@ -135,14 +146,24 @@ func (a *Agent) writeEtc() error {
 		fmt.Fprintf(&hosts, "%s\t%s\n", h.Ip, strings.Join(h.Names, " "))
 	}
 	var resolv strings.Builder
-	for _, d := range s.dns {
-		fmt.Fprintf(&resolv, "nameserver %s\n", d)
+	options := s.dnsOptions
+	if s.embeddedDNS {
+		// Only the agent's server: it answers peers and forwards the rest
+		// to s.dns. ndots:0 as Docker writes it: a bare name is asked as
+		// is first, not through every search domain.
+		host, _, _ := net.SplitHostPort(a.dnsListenAddr())
+		fmt.Fprintf(&resolv, "nameserver %s\n", host)
+		options = append([]string{"ndots:0"}, options...)
+	} else {
+		for _, d := range s.dns {
+			fmt.Fprintf(&resolv, "nameserver %s\n", d)
+		}
 	}
 	if len(s.dnsSearch) > 0 {
 		fmt.Fprintf(&resolv, "search %s\n", strings.Join(s.dnsSearch, " "))
 	}
-	if len(s.dnsOptions) > 0 {
-		fmt.Fprintf(&resolv, "options %s\n", strings.Join(s.dnsOptions, " "))
+	if len(options) > 0 {
+		fmt.Fprintf(&resolv, "options %s\n", strings.Join(options, " "))
 	}
 	dir := filepath.Join(a.cfg.StateDir, "etc")
 	for name, content := range map[string]string{"hosts": hosts.String(), "hostname": s.hostname + "\n", "resolv.conf": resolv.String()} {

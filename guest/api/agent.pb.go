@@ -306,14 +306,18 @@ func (x *HealthResponse) GetRssBytes() uint64 {
 }
 
 type SetupSystemRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hostname      string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	DnsServers    []string               `protobuf:"bytes,2,rep,name=dns_servers,json=dnsServers,proto3" json:"dns_servers,omitempty"`
-	DnsSearch     []string               `protobuf:"bytes,3,rep,name=dns_search,json=dnsSearch,proto3" json:"dns_search,omitempty"`
-	DnsOptions    []string               `protobuf:"bytes,4,rep,name=dns_options,json=dnsOptions,proto3" json:"dns_options,omitempty"`
-	Hosts         []*HostEntry           `protobuf:"bytes,5,rep,name=hosts,proto3" json:"hosts,omitempty"`                                                                               // added after the localhost lines
-	Sysctls       map[string]string      `protobuf:"bytes,6,rep,name=sysctls,proto3" json:"sysctls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // "net.ipv4.ip_forward" -> "1"
-	Entropy       []byte                 `protobuf:"bytes,7,opt,name=entropy,proto3" json:"entropy,omitempty"`                                                                           // mixed into the guest's random pool (credited)
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Hostname   string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	DnsServers []string               `protobuf:"bytes,2,rep,name=dns_servers,json=dnsServers,proto3" json:"dns_servers,omitempty"`
+	DnsSearch  []string               `protobuf:"bytes,3,rep,name=dns_search,json=dnsSearch,proto3" json:"dns_search,omitempty"`
+	DnsOptions []string               `protobuf:"bytes,4,rep,name=dns_options,json=dnsOptions,proto3" json:"dns_options,omitempty"`
+	Hosts      []*HostEntry           `protobuf:"bytes,5,rep,name=hosts,proto3" json:"hosts,omitempty"`                                                                               // added after the localhost lines
+	Sysctls    map[string]string      `protobuf:"bytes,6,rep,name=sysctls,proto3" json:"sysctls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // "net.ipv4.ip_forward" -> "1"
+	Entropy    []byte                 `protobuf:"bytes,7,opt,name=entropy,proto3" json:"entropy,omitempty"`                                                                           // mixed into the guest's random pool (credited)
+	// Serve DNS on 127.0.0.11 (Docker's embedded DNS address): the hosts
+	// entries answered directly, other names forwarded to dns_servers (or
+	// DHCP's). Once on, it stays on; resolv.conf then names 127.0.0.11.
+	EmbeddedDns   bool `protobuf:"varint,8,opt,name=embedded_dns,json=embeddedDns,proto3" json:"embedded_dns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -395,6 +399,13 @@ func (x *SetupSystemRequest) GetEntropy() []byte {
 		return x.Entropy
 	}
 	return nil
+}
+
+func (x *SetupSystemRequest) GetEmbeddedDns() bool {
+	if x != nil {
+		return x.EmbeddedDns
+	}
+	return false
 }
 
 type HostEntry struct {
@@ -2010,7 +2021,7 @@ const file_agent_proto_rawDesc = "" +
 	"\bopen_fds\x18\n" +
 	" \x01(\x05R\aopenFds\x12\x18\n" +
 	"\azombies\x18\v \x01(\x05R\azombies\x12\x1b\n" +
-	"\trss_bytes\x18\f \x01(\x04R\brssBytes\"\xe3\x02\n" +
+	"\trss_bytes\x18\f \x01(\x04R\brssBytes\"\x86\x03\n" +
 	"\x12SetupSystemRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x1f\n" +
 	"\vdns_servers\x18\x02 \x03(\tR\n" +
@@ -2021,7 +2032,8 @@ const file_agent_proto_rawDesc = "" +
 	"dnsOptions\x12/\n" +
 	"\x05hosts\x18\x05 \x03(\v2\x19.berth.agent.v1.HostEntryR\x05hosts\x12I\n" +
 	"\asysctls\x18\x06 \x03(\v2/.berth.agent.v1.SetupSystemRequest.SysctlsEntryR\asysctls\x12\x18\n" +
-	"\aentropy\x18\a \x01(\fR\aentropy\x1a:\n" +
+	"\aentropy\x18\a \x01(\fR\aentropy\x12!\n" +
+	"\fembedded_dns\x18\b \x01(\bR\vembeddedDns\x1a:\n" +
 	"\fSysctlsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"1\n" +

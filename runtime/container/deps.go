@@ -61,6 +61,10 @@ type GuestSetup struct {
 	// NoNAT leaves eth0 unconfigured (loopback only until user networks
 	// are configured): --network none, or only --internal networks.
 	NoNAT bool
+	// EmbeddedDNS: the agent answers DNS on 127.0.0.11 from the hosts
+	// entries (peers on user networks) and forwards the rest, as Docker
+	// does for containers on user-defined networks.
+	EmbeddedDNS bool
 }
 
 // GuestMount puts (part of) a virtiofs share at Target in the container,
@@ -151,6 +155,9 @@ type Guest interface {
 	SetHosts(ctx context.Context, hosts []string) error
 	// SetTime sets the guest's clock (after a pause it lags behind).
 	SetTime(ctx context.Context, t time.Time) error
+	// Sync flushes the guest's dirty pages to its disks (sync(2)), so the
+	// host reads what the container wrote (docker diff, docker commit).
+	Sync(ctx context.Context) error
 	// Shutdown kills remaining processes, syncs and powers the VM off.
 	Shutdown(ctx context.Context) error
 	Close() error

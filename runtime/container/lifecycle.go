@@ -527,7 +527,7 @@ func (m *Manager) boot(ctx context.Context, c *ctr) (err error) {
 	info, err := guest.Setup(bctx, GuestSetup{
 		Hostname: rec.Config.Hostname, RootDevice: "/dev/vda",
 		Hosts: literalHosts(rec.HostConfig.ExtraHosts), DNS: addrStrings(rec.HostConfig.DNS),
-		Mounts: rec.GuestMounts, NoNAT: withoutNAT(&rec),
+		Mounts: rec.GuestMounts, NoNAT: withoutNAT(&rec), EmbeddedDNS: len(rec.Networks) > 0,
 	})
 	if err != nil {
 		return abort(m.bootError(c, machine, bctx, err))

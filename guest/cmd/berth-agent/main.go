@@ -40,12 +40,13 @@ func main() {
 	listen := flag.String("listen", "", "comma-separated listeners: unix:PATH, vsock:PORT, serial:NAME")
 	state := flag.String("state", "", "state directory (default /run/berth)")
 	cgroup := flag.String("cgroup", "", "cgroup2 directory for container processes (optional)")
+	dnsAddr := flag.String("dns-addr", "", "where the embedded DNS server listens when asked for (default "+agent.DefaultDNSAddr+")")
 	flag.Parse()
 	if *listen == "" {
 		fmt.Fprintln(os.Stderr, "berth-agent: no -listen given (e.g. -listen unix:/tmp/agent.sock); as PID 1 it listens on vsock and virtio-serial")
 		os.Exit(2)
 	}
-	a, err := agent.New(agent.Config{StateDir: *state, CgroupDir: *cgroup})
+	a, err := agent.New(agent.Config{StateDir: *state, CgroupDir: *cgroup, DNSAddr: *dnsAddr})
 	if err != nil {
 		log.Fatalf("berth-agent: %v", err)
 	}
