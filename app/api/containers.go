@@ -56,10 +56,9 @@ func (s *Server) containerRoutes() {
 	} {
 		s.handle(rt.pattern, s.withContainers(rt.h))
 	}
+	s.commitRoutes()
 	for _, op := range []struct{ pattern, what string }{
 		{"POST /containers/{id}/update", "docker update"},
-		{"GET /containers/{id}/changes", "docker diff"},
-		{"POST /commit", "docker commit"},
 		{"POST /containers/{id}/attach/ws", "attach over websocket"},
 	} {
 		what := op.what
