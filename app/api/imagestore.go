@@ -195,6 +195,7 @@ func (s *ImageStore) Inspect(ctx context.Context, ref string) (image.InspectResp
 			resp.Created = cf.Created.Time.UTC().Format(time.RFC3339Nano)
 		}
 		resp.Author = cf.Author
+		resp.Comment = d.Comment
 		if cf.Architecture != "" {
 			resp.Architecture, resp.Os, resp.Variant = cf.Architecture, cf.OS, cf.Variant
 		}

@@ -276,4 +276,3 @@ func (m *Manager) withDisks(ctx context.Context, c *ctr, fn func(base, cur *ext4
 	}
 	return fn(base, cur)
 }
-

@@ -102,7 +102,7 @@ func (s *Store) Commit(ctx context.Context, base string, layer io.Reader, opts C
 	cf.RootFS.Type = "layers"
 	cf.RootFS.DiffIDs = append(cf.RootFS.DiffIDs, diffID)
 	cf.History = append(cf.History, v1.History{Created: v1.Time{Time: now}, CreatedBy: "berth commit", Comment: opts.Comment, Author: opts.Author})
-	cfgRaw, err := json.Marshal(&cf)
+	cfgRaw, err := configWithComment(&cf, opts.Comment)
 	if err != nil {
 		return nil, err
 	}
@@ -145,4 +145,23 @@ func (s *Store) Commit(ctx context.Context, base string, layer io.Reader, opts C
 		return nil, err
 	}
 	return rec, nil
+}
+
+// configWithComment marshals cf with Docker's top-level "comment" (what
+// image inspect shows as Comment), which v1.ConfigFile has no field for.
+func configWithComment(cf *v1.ConfigFile, comment string) ([]byte, error) {
+	raw, err := json.Marshal(cf)
+	if err != nil || comment == "" {
+		return raw, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	c, err := json.Marshal(comment)
+	if err != nil {
+		return nil, err
+	}
+	m["comment"] = c
+	return json.Marshal(m)
 }

@@ -49,6 +49,9 @@ func TestCommit(t *testing.T) {
 	if fmt.Sprint(cf.Config.Cmd) != "[cat /new.txt]" || len(cf.RootFS.DiffIDs) != 2 || cf.Author != "me" {
 		t.Errorf("config %+v", cf)
 	}
+	if d, err := s.Inspect("myimg:1"); err != nil || d.Comment != "c1" {
+		t.Errorf("inspect comment: %+v %v", d, err)
+	}
 	if h := cf.History[len(cf.History)-1]; h.CreatedBy != "berth commit" || h.Comment != "c1" || h.Author != "me" || h.EmptyLayer {
 		t.Errorf("history %+v", h)
 	}

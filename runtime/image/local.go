@@ -121,6 +121,9 @@ type Details struct {
 	Image
 	Manifest   json.RawMessage `json:"manifest"`
 	ConfigFile *v1.ConfigFile  `json:"configFile"`
+	// Comment is the config's "comment" (docker commit -m, import), which
+	// v1.ConfigFile does not carry.
+	Comment string `json:"comment,omitempty"`
 }
 
 // Inspect returns an image's record, tags, manifest and config.
@@ -151,6 +154,12 @@ func (s *Store) Inspect(ref string) (*Details, error) {
 	}
 	if err := json.Unmarshal(c, &d.ConfigFile); err != nil {
 		return nil, fmt.Errorf("image %s has a corrupt config: %w", ref, err)
+	}
+	var extra struct {
+		Comment string `json:"comment"`
+	}
+	if json.Unmarshal(c, &extra) == nil {
+		d.Comment = extra.Comment
 	}
 	return &d, nil
 }
