@@ -31,6 +31,16 @@ func TestDockerCLIDiffCommit(t *testing.T) {
 	if out := d("exec", "d1", "cat", "/new.txt"); out != "new\n" {
 		t.Fatalf("after diff the container answers %q", out)
 	}
+	// Committed while running (--pause=false still freezes it for the read).
+	d("commit", "--pause=false", "d1", "myimg:2")
+	// Paused by the user: resumed for the sync, paused again.
+	d("pause", "d1")
+	if got := d("diff", "d1"); got != want {
+		t.Fatalf("docker diff of the paused container:\n%s\nwant:\n%s", got, want)
+	}
+	if got := strings.TrimSpace(d("inspect", "-f", "{{.State.Paused}}", "d1")); got != "true" {
+		t.Fatalf("after diff the paused container is paused=%s", got)
+	}
 	d("stop", "-t", "1", "d1")
 	if got := d("diff", "d1"); got != want {
 		t.Fatalf("docker diff of the stopped container:\n%s\nwant:\n%s", got, want)
@@ -49,6 +59,9 @@ func TestDockerCLIDiffCommit(t *testing.T) {
 	}
 	if got := strings.TrimSpace(d("image", "inspect", "-f", "{{len .RootFS.Layers}} {{.Author}} {{.Comment}} {{.Config.Cmd}}", "myimg:1")); got != "3 tester my change [cat /new.txt]" {
 		t.Fatalf("image inspect: %q", got)
+	}
+	if got := strings.TrimSpace(d("image", "inspect", "-f", "{{len .RootFS.Layers}} {{.Config.Cmd}}", "myimg:2")); !strings.HasPrefix(got, "3 [sh -c ") {
+		t.Fatalf("image inspect of the image committed while running: %q", got)
 	}
 	if hist := d("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}", "myimg:1"); !strings.HasPrefix(hist, "berth commit|my change\n") {
 		t.Fatalf("history:\n%s", hist)
