@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/moby/api/types/container"
@@ -127,7 +126,7 @@ func (s *ImageStore) CommitImage(ctx context.Context, img ctrs.CommitImage, comm
 	}
 	id := imageID(rec)
 	if tag != "" {
-		s.publish(events.ActionTag, id, strings.TrimPrefix(tag, "docker.io/"))
+		s.publish(events.ActionTag, id, tag)
 	}
 	return id, nil
 }

@@ -210,6 +210,16 @@ C /x.attr
 	if got := changeList(chs); got != want {
 		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
 	}
+	// What the agent does at every start is no change of the container:
+	// hosts/hostname/resolv.conf created in /etc, devices in /dev.
+	runtimeOnly := buildImage(t, buildTar(t, append(append([]tEntry(nil), baseTree...),
+		tEntry{name: "etc/resolv.conf", typ: reg, data: "nameserver 10.0.2.3\n"},
+		tEntry{name: "etc/hostname", typ: reg, data: "abc\n"},
+		tEntry{name: "dev/pts/", typ: dir},
+		tEntry{name: "proc/", typ: dir})))
+	if chs, err := diffTrees(base, runtimeOnly); err != nil || len(chs) != 0 {
+		t.Errorf("runtime-created files reported: %s %v", changeList(chs), err)
+	}
 	// Unchanged trees have no changes.
 	if chs, err := diffTrees(base, base); err != nil || len(chs) != 0 {
 		t.Errorf("diff of an image with itself: %v %v", changeList(chs), err)
