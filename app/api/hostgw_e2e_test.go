@@ -17,22 +17,7 @@ func TestDockerCLIHostDockerInternal(t *testing.T) {
 	e := startEngine(t)
 	sock, img := e.Sock, e.Image
 	mustDocker(t, sock, "pull", img)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprint(c, "hello from the host\n")
-			c.Close()
-		}
-	}()
-	port := l.Addr().(*net.TCPAddr).Port
+	port := hostServer(t, "hello from the host\n")
 	script := fmt.Sprintf("cat /etc/hosts; echo ---; nc host.docker.internal %d </dev/null; nc mine %d </dev/null", port, port)
 	out := mustDocker(t, sock, "run", "--rm", "--add-host", "mine:host-gateway", "--add-host", "fixed:192.0.2.7", img, "sh", "-c", script)
 	hosts, replies, _ := strings.Cut(out, "---\n")
@@ -64,22 +49,7 @@ func TestDockerCLIIsolatedNetworks(t *testing.T) {
 	sock, img := e.Sock, e.Image
 	d := func(args ...string) string { t.Helper(); return mustDocker(t, sock, args...) }
 	d("pull", img)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprint(c, "HOST\n")
-			c.Close()
-		}
-	}()
-	port := l.Addr().(*net.TCPAddr).Port
+	port := hostServer(t, "HOST\n")
 	reach := fmt.Sprintf("nc -w 3 10.0.2.2 %d </dev/null || echo NO-HOST", port)
 
 	out := d("run", "--rm", "--network", "none", img, "sh", "-c", "ip -4 addr show eth0 | grep -c inet; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo LO-OK; "+reach)
@@ -104,4 +74,26 @@ func TestDockerCLIIsolatedNetworks(t *testing.T) {
 		t.Fatalf("embedded DNS: resolv.conf and nslookup srv (want %s):\n%s", srvIP, dns)
 	}
 	d("rm", "-f", "srv")
+}
+
+// hostServer listens on the host's loopback and answers every connection
+// with reply; it returns the port.
+func hostServer(t *testing.T, reply string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprint(c, reply)
+			c.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -487,7 +487,7 @@ func writeLayer(rd *ext4.Reader, changes []change, w io.Writer) error {
 		}
 		e := ch.entry
 		hdr := &tar.Header{
-			Name: ch.path, Mode: int64(e.Mode.Perm()) | specialBits(e.Mode),
+			Name: ch.path, Mode: int64(e.Mode.Perm()) | modeBitsOf(e.Mode),
 			Uid: int(e.Uid), Gid: int(e.Gid),
 			ModTime: e.Mtime, AccessTime: e.Atime, ChangeTime: e.Ctime,
 			Format: tar.FormatPAX,
@@ -535,19 +535,4 @@ func writeLayer(rd *ext4.Reader, changes []change, w io.Writer) error {
 		}
 	}
 	return tw.Close()
-}
-
-// specialBits are setuid/setgid/sticky in tar's numeric form.
-func specialBits(m fs.FileMode) int64 {
-	var b int64
-	if m&fs.ModeSetuid != 0 {
-		b |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		b |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		b |= 0o1000
-	}
-	return b
 }

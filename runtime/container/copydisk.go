@@ -160,6 +160,8 @@ func diskHeader(e *ext4.Entry, name string) (h *tar.Header, ok bool) {
 	return h, true
 }
 
+// modeBitsOf is setuid/setgid/sticky in tar's numeric form (fs.FileMode
+// keeps them outside the permission bits).
 func modeBitsOf(m fs.FileMode) int64 {
 	var b int64
 	if m&fs.ModeSetuid != 0 {
