@@ -229,3 +229,23 @@ func TestDockerCLIVolumesBadInput(t *testing.T) {
 		t.Errorf("after prune -a: %q", out)
 	}
 }
+
+// TestDockerCLIVolumeCopyUp: a new volume mounted over an image directory
+// starts with the image's files (Docker's copy-up); nocopy keeps it empty.
+// One VM.
+func TestDockerCLIVolumeCopyUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs; skipped in -short mode")
+	}
+	e := startEngine(t)
+	sock, img := e.Sock, e.Image
+	mustDocker(t, sock, "pull", img)
+	out := mustDocker(t, sock, "run", "--rm", "-v", "cfg:/etc", "-v", "hm:/home", "-v", "bare:/var:nocopy", img, "sh", "-c",
+		"grep -c '^root:' /etc/passwd; stat -c '%n %u' /home/app; ls -A /var | wc -l")
+	if out != "1\n/home/app 1000\n0\n" {
+		t.Fatalf("want /etc and /home filled from the image (owner kept) and /var (nocopy) empty, got:\n%s", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.Root.Volumes(), "cfg", "_data", "passwd")); err != nil || !strings.Contains(string(b), "root:") {
+		t.Fatalf("the volume on the host lacks the image's passwd: %q %v", b, err)
+	}
+}

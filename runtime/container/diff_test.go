@@ -72,7 +72,12 @@ func buildTar(t *testing.T, ents []tEntry) []byte {
 // it with e2fsck and opens it.
 func buildImage(t *testing.T, layers ...[]byte) *ext4.Reader {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "img.ext4")
+	return buildImageAt(t, filepath.Join(t.TempDir(), "img.ext4"), layers...)
+}
+
+// buildImageAt is buildImage writing the image at p.
+func buildImageAt(t *testing.T, p string, layers ...[]byte) *ext4.Reader {
+	t.Helper()
 	f, err := os.Create(p)
 	if err != nil {
 		t.Fatal(err)

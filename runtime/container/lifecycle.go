@@ -326,6 +326,9 @@ func (m *Manager) create(ctx context.Context, opts CreateOptions) (container.Cre
 	if err := prepareMounts(mounts, m.cfg.Volumes); err != nil {
 		return fail(err)
 	}
+	if err := copyUpVolumes(mounts, m.cfg.Volumes, filepath.Join(dir, "rootfs.ext4")); err != nil {
+		return fail(err)
+	}
 	shares, guestMounts, err := vmMounts(mounts, m.cfg.Volumes)
 	if err != nil {
 		return fail(err)

@@ -49,6 +49,9 @@ type mountSpec struct {
 	Anonymous bool `json:"anonymous,omitempty"`
 	// TmpfsOptions are the tmpfs mount's options ("size=65536k", "mode=1777").
 	TmpfsOptions []string `json:"tmpfsOptions,omitempty"`
+	// NoCopy: an empty volume is not filled from the image (-v …:nocopy,
+	// --mount volume-nocopy); see copyUpVolumes.
+	NoCopy bool `json:"noCopy,omitempty"`
 	// VolumeLabels label a volume that --mount creates.
 	VolumeLabels map[string]string `json:"-"`
 }
@@ -64,7 +67,7 @@ type Volumes interface {
 
 // bindModes are the -v mode words Berth accepts. SELinux relabelling (z, Z)
 // and consistency hints mean nothing inside a VM and are accepted as no-ops;
-// nocopy is what Berth always does (a new volume starts empty).
+// nocopy keeps an empty volume empty (see copyUpVolumes).
 var bindModes = map[string]bool{
 	"ro": true, "rw": true, "z": true, "Z": true, "nocopy": true,
 	"consistent": true, "cached": true, "delegated": true, "private": true, "rprivate": true,
@@ -98,6 +101,8 @@ func parseBind(spec string) (mountSpec, error) {
 				rw++
 			case w == "rw":
 				rw++
+			case w == "nocopy":
+				m.NoCopy = true
 			case w == "shared" || w == "rshared" || w == "slave" || w == "rslave":
 				return mountSpec{}, errf(ErrNotImplemented, "mount propagation %q (-v %s) is not supported by Berth: each container is its own VM, so mounts are always private", w, spec)
 			case bindModes[w]:
@@ -166,6 +171,7 @@ func parseMount(mt mount.Mount) (mountSpec, error) {
 				return mountSpec{}, errf(ErrNotImplemented, "%s: volume drivers and driver options are not supported by Berth (only %q)", flag, volume.Driver)
 			}
 			m.VolumeLabels = o.Labels
+			m.NoCopy = o.NoCopy
 		}
 	case mount.TypeTmpfs:
 		if mt.Source != "" {

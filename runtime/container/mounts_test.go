@@ -27,7 +27,7 @@ func TestParseBind(t *testing.T) {
 		{"/h:/d:ro,Z", mountSpec{Type: mount.TypeBind, Source: "/h", Target: "/d", ReadOnly: true, Mode: "ro,Z", FromBinds: true, CreateSource: true}},
 		{"/h:/d:rw,z,rprivate", mountSpec{Type: mount.TypeBind, Source: "/h", Target: "/d", Mode: "rw,z,rprivate", FromBinds: true, CreateSource: true}},
 		{"v1:/data", mountSpec{Type: mount.TypeVolume, Source: "v1", Target: "/data", FromBinds: true}},
-		{"my_vol.2:/data:nocopy", mountSpec{Type: mount.TypeVolume, Source: "my_vol.2", Target: "/data", Mode: "nocopy", FromBinds: true}},
+		{"my_vol.2:/data:nocopy", mountSpec{Type: mount.TypeVolume, Source: "my_vol.2", Target: "/data", Mode: "nocopy", FromBinds: true, NoCopy: true}},
 	} {
 		got, err := parseBind(tc.in)
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
