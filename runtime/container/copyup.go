@@ -21,7 +21,7 @@ import (
 // names — "..", absolute symlinks — lands outside it. A volume that already
 // holds anything, or one mounted nocopy, is left alone.
 func copyUpVolumes(specs []mountSpec, vols Volumes, rootfs string) error {
-	var todo []mountSpec
+	var toFill []mountSpec
 	for _, m := range specs {
 		if m.Type != mount.TypeVolume || m.NoCopy || vols == nil {
 			continue
@@ -31,10 +31,10 @@ func copyUpVolumes(specs []mountSpec, vols Volumes, rootfs string) error {
 			return fmt.Errorf("%s: %w", describeMount(m), err)
 		}
 		if len(ents) == 0 {
-			todo = append(todo, m)
+			toFill = append(toFill, m)
 		}
 	}
-	if len(todo) == 0 {
+	if len(toFill) == 0 {
 		return nil
 	}
 	f, err := os.Open(rootfs)
@@ -50,7 +50,7 @@ func copyUpVolumes(specs []mountSpec, vols Volumes, rootfs string) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range todo {
+	for _, m := range toFill {
 		target, err := resolveOnDisk(m.Target, paths)
 		if errors.Is(err, ErrNotFound) || (err == nil && !paths[target].mode.IsDir()) {
 			continue // nothing there in the image (or not a directory): the volume stays empty
