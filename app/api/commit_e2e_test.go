@@ -10,13 +10,8 @@ import (
 // container, docker commit with --change, and the committed image run.
 // Three VM boots.
 func TestDockerCLIDiffCommit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots VMs; skipped in -short mode")
-	}
-	e := startEngine(t)
+	e, d := vmTest(t)
 	sock, img := e.Sock, e.Image
-	d := func(args ...string) string { t.Helper(); return mustDocker(t, sock, args...) }
-	d("pull", img)
 	events := startBackground(t, t.Context(), sock, "events", "--format", "{{.Action}} {{.Actor.Attributes.name}}", "--filter", "type=container")
 	d("run", "-d", "--name", "d1", img, "sh", "-c",
 		"echo new > /new.txt && echo 'extra:x:1001:1001::/:/bin/sh' >> /etc/passwd && rm /hello.txt && mkdir -p /root/x && sleep 100000")

@@ -24,6 +24,20 @@ type engineEnv struct {
 	Eng   *engine.Engine
 }
 
+// vmTest starts an engine for a test that boots VMs (skipped under -short,
+// which CI does not use), pulls the test image into it, and returns the
+// engine and a docker runner that fails the test on a non-zero exit.
+func vmTest(t *testing.T) (*engineEnv, func(args ...string) string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots VMs; skipped in -short mode")
+	}
+	e := startEngine(t)
+	d := func(args ...string) string { t.Helper(); return mustDocker(t, e.Sock, args...) }
+	d("pull", e.Image)
+	return e, d
+}
+
 // startEngine boots nothing yet: VMs start with containers.
 func startEngine(t testing.TB) *engineEnv { return startEngineWith(t, nil) }
 

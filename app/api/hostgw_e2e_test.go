@@ -11,12 +11,8 @@ import (
 // host.docker.internal (and --add-host NAME:host-gateway), like Docker
 // Desktop: a server on the host's loopback answers a container. One VM.
 func TestDockerCLIHostDockerInternal(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots VMs; skipped in -short mode")
-	}
-	e := startEngine(t)
+	e, _ := vmTest(t)
 	sock, img := e.Sock, e.Image
-	mustDocker(t, sock, "pull", img)
 	port := hostServer(t, "hello from the host\n")
 	script := fmt.Sprintf("cat /etc/hosts; echo ---; nc host.docker.internal %d </dev/null; nc mine %d </dev/null", port, port)
 	out := mustDocker(t, sock, "run", "--rm", "--add-host", "mine:host-gateway", "--add-host", "fixed:192.0.2.7", img, "sh", "-c", script)
@@ -42,13 +38,8 @@ func TestDockerCLIHostDockerInternal(t *testing.T) {
 // loopback only, and members of an --internal network reach each other
 // but not the host or anything beyond. Three VMs.
 func TestDockerCLIIsolatedNetworks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots VMs; skipped in -short mode")
-	}
-	e := startEngine(t)
-	sock, img := e.Sock, e.Image
-	d := func(args ...string) string { t.Helper(); return mustDocker(t, sock, args...) }
-	d("pull", img)
+	e, d := vmTest(t)
+	img := e.Image
 	port := hostServer(t, "HOST\n")
 	reach := fmt.Sprintf("nc -w 3 10.0.2.2 %d </dev/null || echo NO-HOST", port)
 

@@ -11,13 +11,8 @@ import (
 // message, unpause brings it back (with the guest clock set again), and a
 // paused container can still be stopped. One VM boot.
 func TestDockerCLIPause(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots VMs; skipped in -short mode")
-	}
-	e := startEngine(t)
+	e, d := vmTest(t)
 	sock, img := e.Sock, e.Image
-	d := func(args ...string) string { t.Helper(); return mustDocker(t, sock, args...) }
-	d("pull", img)
 	events := startBackground(t, t.Context(), sock, "events", "--format", "{{.Action}}", "--filter", "type=container")
 	d("run", "-d", "--name", "p1", img, "sleep", "100000")
 

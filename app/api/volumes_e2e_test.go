@@ -18,13 +18,8 @@ import (
 // carries data from one container to the next, a restart mounts everything
 // again, and `docker volume` manages the volumes. Three VM boots in all.
 func TestDockerCLIVolumes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots VMs; skipped in -short mode")
-	}
-	e := startEngine(t)
+	e, d := vmTest(t)
 	sock, img := e.Sock, e.Image
-	d := func(args ...string) string { t.Helper(); return mustDocker(t, sock, args...) }
-	d("pull", img)
 
 	data, ro, rdonly := t.TempDir(), t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(data, "in"), []byte("from-the-host\n"), 0o644)
@@ -234,12 +229,8 @@ func TestDockerCLIVolumesBadInput(t *testing.T) {
 // starts with the image's files (Docker's copy-up); nocopy keeps it empty.
 // One VM.
 func TestDockerCLIVolumeCopyUp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots VMs; skipped in -short mode")
-	}
-	e := startEngine(t)
+	e, _ := vmTest(t)
 	sock, img := e.Sock, e.Image
-	mustDocker(t, sock, "pull", img)
 	out := mustDocker(t, sock, "run", "--rm", "-v", "cfg:/etc", "-v", "hm:/home", "-v", "bare:/var:nocopy", img, "sh", "-c",
 		"grep -c '^root:' /etc/passwd; stat -c '%n %u' /home/app; ls -A /var | wc -l")
 	if out != "1\n/home/app 1000\n0\n" {

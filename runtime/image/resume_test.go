@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/berth-dev/berth/internal/testimage"
 )
 
@@ -65,17 +67,25 @@ func newFlakyRegistry(t *testing.T, upstream string, cutAfter int64, ignoreRange
 	return f
 }
 
-func TestPullResumesDroppedDownloads(t *testing.T) {
-	t.Parallel()
+// flakySetup pushes the busybox test image to a real registry behind a
+// flaky front (cuts each blob at 100 KiB once) and returns the image, the
+// front, an empty store and the reference to pull through the front.
+func flakySetup(t *testing.T, ignoreRange bool) (v1.Image, *flakyRegistry, *Store, string) {
+	t.Helper()
 	reg := testimage.Registry(t, testimage.RegistryOptions{})
 	img, err := testimage.BusyboxImage("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg.Push(t, img, "busybox:1")
-	flaky := newFlakyRegistry(t, reg.Addr, 100<<10, false)
+	flaky := newFlakyRegistry(t, reg.Addr, 100<<10, ignoreRange)
 	s, _ := newStore(t)
-	ref := strings.TrimPrefix(flaky.URL, "http://") + "/busybox:1"
+	return img, flaky, s, strings.TrimPrefix(flaky.URL, "http://") + "/busybox:1"
+}
+
+func TestPullResumesDroppedDownloads(t *testing.T) {
+	t.Parallel()
+	img, flaky, s, ref := flakySetup(t, false)
 	rec, err := s.Pull(context.Background(), ref, PullOptions{})
 	if err != nil {
 		t.Fatalf("pull through a connection that drops once per blob: %v", err)
@@ -102,16 +112,8 @@ func TestPullResumesDroppedDownloads(t *testing.T) {
 // reason and leaves no image behind (complete layers stay for the next try).
 func TestPullDroppedWithoutRangeSupport(t *testing.T) {
 	t.Parallel()
-	reg := testimage.Registry(t, testimage.RegistryOptions{})
-	img, err := testimage.BusyboxImage("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg.Push(t, img, "busybox:1")
-	flaky := newFlakyRegistry(t, reg.Addr, 100<<10, true)
-	s, _ := newStore(t)
-	ref := strings.TrimPrefix(flaky.URL, "http://") + "/busybox:1"
-	_, err = s.Pull(context.Background(), ref, PullOptions{})
+	_, _, s, ref := flakySetup(t, true)
+	_, err := s.Pull(context.Background(), ref, PullOptions{})
 	if err == nil || !strings.Contains(err.Error(), "cannot resume") {
 		t.Fatalf("pull: %v (want the reason the download could not resume)", err)
 	}
